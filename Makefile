@@ -1,0 +1,80 @@
+# nd: `make` builds build/bin/nd (the interpreter, Lua 5.4 linked statically) and
+# build/lib/nd/core.so (the binding for stock lua5.4 and busted).
+# Switches: DEBUG=1 (no optimisation, -g), CUDA=1 (the GPU path; auto when nvcc exists),
+# CUDA_ARCH=sm_90, SAN=1 (AddressSanitizer + UBSan; used by `make asan`).
+
+CC      ?= cc
+BUILD   ?= build
+LUA_INC ?= /usr/include/lua5.4
+LUA_A   ?= /usr/lib/x86_64-linux-gnu/liblua5.4.a
+BLAS_INC ?= $(firstword $(wildcard /usr/include/x86_64-linux-gnu/openblas-pthread /usr/include/openblas /usr/include))
+
+CFLAGS  := -std=c11 -D_GNU_SOURCE -Wall -Wextra -fPIC -fopenmp -Isrc/core -Isrc/cpu -Isrc/lua -I$(LUA_INC) -I$(BLAS_INC) $(shell pkg-config --cflags libpng 2>/dev/null)
+ifeq ($(DEBUG),1)
+  CFLAGS += -O0 -g
+else
+  CFLAGS += -O2 -march=x86-64-v3 -g
+endif
+ifeq ($(SAN),1)
+  CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer
+  LDSAN  := -fsanitize=address,undefined
+  BUILD  := build-asan
+endif
+LIBS    := -lopenblas -lpng -lz -lm -lpthread -fopenmp
+
+CORE_SRC := $(wildcard src/core/*.c) $(wildcard src/cpu/*.c)
+LUA_SRC  := $(wildcard src/lua/*.c)
+REPL_SRC := $(wildcard src/repl/*.c)
+CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/obj/%.o)
+LUA_OBJ  := $(LUA_SRC:%.c=$(BUILD)/obj/%.o)
+REPL_OBJ := $(REPL_SRC:%.c=$(BUILD)/obj/%.o)
+CTEST_SRC := $(wildcard tests/c/*.c)
+CTEST_OBJ := $(CTEST_SRC:%.c=$(BUILD)/obj/%.o)
+
+ND_BIN  := $(BUILD)/bin/nd
+CORE_SO := $(BUILD)/lib/nd/core.so
+CTEST   := $(BUILD)/bin/nd-ctest
+
+.PHONY: all deps test asan memcheck clean doctor demo data bench
+all: $(ND_BIN) $(CORE_SO)
+
+$(BUILD)/obj/%.o: %.c $(wildcard src/*/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(ND_BIN): $(CORE_OBJ) $(LUA_OBJ) $(REPL_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDSAN) -rdynamic -o $@ $^ $(LUA_A) -lreadline $(LIBS) -ldl
+
+$(CORE_SO): $(CORE_OBJ) $(LUA_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDSAN) -shared -o $@ $^ $(LIBS)
+
+$(CTEST): $(CORE_OBJ) $(CTEST_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDSAN) -o $@ $^ $(LIBS)
+
+# Installs the Debian packages nd needs (apt-get; sudo when not root).
+deps:
+	@sh scripts/deps.sh
+
+test: deps all $(CTEST)
+	@BUILD=$(BUILD) sh tests/run.sh
+
+asan:
+	@$(MAKE) --no-print-directory SAN=1 test
+
+memcheck: all $(CTEST)
+	valgrind --error-exitcode=1 --leak-check=full -q $(CTEST)
+
+bench: all
+	$(ND_BIN) bench/gemm.lua
+
+demo: deps all
+	@$(ND_BIN) scripts/demo.lua
+
+doctor:
+	@sh scripts/doctor.sh
+
+clean:
+	rm -rf build build-asan

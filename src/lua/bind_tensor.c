@@ -1,0 +1,800 @@
+/* Lua binding: the tensor userdata, creation, metadata, views, copies, element access,
+ * random numbers, raw bytes and memory accounting. Dims and indices are 1-based here. */
+#include <stdarg.h>
+#include <string.h>
+#include <time.h>
+
+#include "nd_lua.h"
+
+/* ---- userdata helpers ---- */
+
+int nd_lua_error(lua_State *L, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    lua_pushvfstring(L, fmt, ap);
+    va_end(ap);
+    return lua_error(L);
+}
+
+nd_tensor *nd_lua_totensor(lua_State *L, int idx)
+{
+    return (nd_tensor *)luaL_testudata(L, idx, ND_LUA_TENSOR_MT);
+}
+
+nd_tensor *nd_lua_checktensor(lua_State *L, int idx)
+{
+    nd_tensor *t = nd_lua_totensor(L, idx);
+    if (!t) {
+        const char *got = luaL_typename(L, idx);
+        nd_lua_error(L, "expected a tensor as argument #%d, got %s", idx, got);
+    }
+    return t;
+}
+
+nd_tensor *nd_lua_pushempty(lua_State *L, nd_dtype dt)
+{
+    nd_tensor *t = (nd_tensor *)lua_newuserdatauv(L, sizeof(nd_tensor), 0);
+    nd_tensor_init_empty(t, dt); /* safe state before the metatable makes __gc reachable */
+    luaL_setmetatable(L, ND_LUA_TENSOR_MT);
+    return t;
+}
+
+/* Raises the engine's message as is: the traceback, not a prefix, tells where it happened. */
+void nd_lua_check(lua_State *L, nd_status st)
+{
+    if (st == ND_OK) return;
+    lua_pushstring(L, nd_error_message());
+    lua_error(L);
+}
+
+/* Bytes not yet seen by the collector: add them as GC debt so that a loop making big tensors
+ * triggers collection of the dead ones (their userdata is tiny). */
+void nd_lua_account(lua_State *L, nd_tensor *t)
+{
+    nd_storage *s = t->storage;
+    if (!s || s->accounted || s->device.type != ND_DEVICE_CPU) {
+        if (s) s->accounted = 1;
+        return;
+    }
+    s->accounted = 1;
+    int64_t kb = s->nbytes / 1024;
+    if (kb > 0) lua_gc(L, LUA_GCSTEP, (int)(kb > 1 << 30 ? 1 << 30 : kb));
+}
+
+nd_tensor *nd_lua_pushnew(lua_State *L, nd_dtype dt, int ndim, const int64_t *size, nd_device dev, int zero)
+{
+    nd_tensor *t = nd_lua_pushempty(L, dt);
+    nd_lua_check(L, nd_tensor_new(t, dt, ndim, size, dev, zero));
+    nd_lua_account(L, t);
+    return t;
+}
+
+nd_tensor *nd_lua_pushview(lua_State *L, const nd_tensor *src)
+{
+    nd_tensor *t = nd_lua_pushempty(L, src->dtype);
+    nd_tensor_view_of(t, src);
+    return t;
+}
+
+int nd_lua_checkdim(lua_State *L, int idx, const nd_tensor *t, int allow_end)
+{
+    lua_Integer d = luaL_checkinteger(L, idx);
+    int hi = t->ndim + (allow_end ? 1 : 0);
+    if (d < 1 || d > hi) {
+        char s[ND_SHAPE_STR_MAX];
+        nd_lua_error(L, "dimension %d out of range for a %d-d tensor (%s)", (int)d, t->ndim,
+                   nd_tensor_shape_str(t, s, sizeof s));
+    }
+    return (int)d - 1;
+}
+
+nd_dtype nd_lua_optdtype(lua_State *L, int idx, nd_dtype def)
+{
+    if (lua_isnoneornil(L, idx)) return def;
+    const char *name = luaL_checkstring(L, idx);
+    int dt = nd_dtype_from_name(name);
+    if (dt < 0) nd_lua_error(L, "unknown dtype '%s' (float32, float64, int64 or uint8)", name);
+    return (nd_dtype)dt;
+}
+
+int nd_lua_checksizes(lua_State *L, int idx, int64_t *size)
+{
+    int n = 0;
+    if (lua_istable(L, idx)) {
+        n = (int)luaL_len(L, idx);
+        if (n > ND_MAX_DIMS) nd_lua_error(L, "a tensor has at most %d dimensions, got %d", ND_MAX_DIMS, n);
+        for (int i = 1; i <= n; i++) {
+            lua_geti(L, idx, i);
+            int ok;
+            lua_Integer v = lua_tointegerx(L, -1, &ok);
+            if (!ok) nd_lua_error(L, "size %d is not an integer (%s)", i, luaL_typename(L, -1));
+            size[i - 1] = v;
+            lua_pop(L, 1);
+        }
+        return n;
+    }
+    int top = lua_gettop(L);
+    for (int i = idx; i <= top; i++) {
+        if (n >= ND_MAX_DIMS) nd_lua_error(L, "a tensor has at most %d dimensions", ND_MAX_DIMS);
+        size[n++] = luaL_checkinteger(L, i);
+    }
+    return n;
+}
+
+void nd_lua_register(lua_State *L, const luaL_Reg *fns) { luaL_setfuncs(L, fns, 0); }
+
+static void nd_lua_checkpositive(lua_State *L, int ndim, const int64_t *size, const char *fn)
+{
+    for (int d = 0; d < ndim; d++)
+        if (size[d] <= 0)
+            nd_lua_error(L, "%s: sizes must be positive, got %d in dimension %d", fn, (int)size[d], d + 1);
+}
+
+/* ---- creation ---- */
+
+static nd_device nd_lua_optdevice(lua_State *L, int idx)
+{
+    nd_device d = nd_cpu_device();
+    if (lua_isnoneornil(L, idx)) return d;
+    const char *name = luaL_checkstring(L, idx);
+    if (strcmp(name, "cpu") == 0) return d;
+    if (strcmp(name, "cuda") == 0) {
+        d.type = ND_DEVICE_CUDA;
+        return d;
+    }
+    nd_lua_error(L, "unknown device '%s' (cpu or cuda)", name);
+    return d;
+}
+
+/* core.empty(dtype, sizes [, device]) / core.zeros(...): sizes is a table; {} gives the empty tensor. */
+static int nd_lua_new_common(lua_State *L, int zero)
+{
+    nd_dtype dt = nd_lua_optdtype(L, 1, ND_DTYPE_F32);
+    int64_t size[ND_MAX_DIMS];
+    luaL_checktype(L, 2, LUA_TTABLE);
+    int ndim = nd_lua_checksizes(L, 2, size);
+    nd_lua_checkpositive(L, ndim, size, zero ? "zeros" : "Tensor");
+    nd_lua_pushnew(L, dt, ndim, size, nd_lua_optdevice(L, 3), zero);
+    return 1;
+}
+static int l_empty(lua_State *L) { return nd_lua_new_common(L, 0); }
+static int l_zeros(lua_State *L) { return nd_lua_new_common(L, 1); }
+
+/* core.resize(t, sizes): reshapes t in place to a contiguous layout, reusing its storage when it is
+ * large enough (Torch7 resize). Contents are unspecified unless the old layout was contiguous. */
+static int l_resize(lua_State *L)
+{
+    nd_tensor *t = nd_lua_checktensor(L, 1);
+    int64_t size[ND_MAX_DIMS];
+    luaL_checktype(L, 2, LUA_TTABLE);
+    int ndim = nd_lua_checksizes(L, 2, size);
+    nd_lua_checkpositive(L, ndim, size, "resize");
+    if (ndim == t->ndim) {
+        int same = 1;
+        for (int d = 0; d < ndim; d++) same &= size[d] == t->size[d];
+        if (same && t->storage) {
+            lua_settop(L, 1);
+            return 1;
+        }
+    }
+    int64_t n = ndim ? 1 : 0;
+    for (int d = 0; d < ndim; d++) n *= size[d];
+    int64_t es = (int64_t)nd_dtype_size(t->dtype);
+    if (t->storage && (t->offset + n) * es <= t->storage->nbytes) {
+        t->ndim = ndim;
+        int64_t st = 1;
+        for (int d = ndim - 1; d >= 0; d--) {
+            t->size[d] = size[d];
+            t->stride[d] = st;
+            st *= size[d];
+        }
+    } else {
+        nd_device dev = nd_tensor_device(t);
+        nd_tensor fresh;
+        nd_lua_check(L, nd_tensor_new(&fresh, t->dtype, ndim, size, dev, 0));
+        nd_tensor_release(t);
+        *t = fresh;
+        nd_lua_account(L, t);
+    }
+    lua_settop(L, 1);
+    return 1;
+}
+
+/* ---- metadata ---- */
+
+static int l_size(lua_State *L)
+{
+    nd_tensor *t = nd_lua_checktensor(L, 1);
+    if (!lua_isnoneornil(L, 2)) {
+        lua_pushinteger(L, t->size[nd_lua_checkdim(L, 2, t, 0)]);
+        return 1;
+    }
+    lua_createtable(L, t->ndim, 0);
+    for (int d = 0; d < t->ndim; d++) {
+        lua_pushinteger(L, t->size[d]);
+        lua_rawseti(L, -2, d + 1);
+    }
+    return 1;
+}
+
+static int l_stride(lua_State *L)
+{
+    nd_tensor *t = nd_lua_checktensor(L, 1);
+    if (!lua_isnoneornil(L, 2)) {
+        lua_pushinteger(L, t->stride[nd_lua_checkdim(L, 2, t, 0)]);
+        return 1;
+    }
+    lua_createtable(L, t->ndim, 0);
+    for (int d = 0; d < t->ndim; d++) {
+        lua_pushinteger(L, t->stride[d]);
+        lua_rawseti(L, -2, d + 1);
+    }
+    return 1;
+}
+
+static int l_dim(lua_State *L)
+{
+    lua_pushinteger(L, nd_lua_checktensor(L, 1)->ndim);
+    return 1;
+}
+
+static int l_numel(lua_State *L)
+{
+    lua_pushinteger(L, nd_tensor_numel(nd_lua_checktensor(L, 1)));
+    return 1;
+}
+
+static int l_dtype(lua_State *L)
+{
+    lua_pushstring(L, nd_dtype_name(nd_lua_checktensor(L, 1)->dtype));
+    return 1;
+}
+
+static int l_device(lua_State *L)
+{
+    nd_tensor *t = nd_lua_checktensor(L, 1);
+    lua_pushstring(L, nd_tensor_device(t).type == ND_DEVICE_CPU ? "cpu" : "cuda");
+    return 1;
+}
+
+static int l_iscontiguous(lua_State *L)
+{
+    lua_pushboolean(L, nd_tensor_is_contiguous(nd_lua_checktensor(L, 1)));
+    return 1;
+}
+
+/* core.storageid(t): an integer naming the storage (nil when empty); equal ids share memory. */
+static int l_storageid(lua_State *L)
+{
+    nd_tensor *t = nd_lua_checktensor(L, 1);
+    if (!t->storage) return 0;
+    lua_pushinteger(L, (lua_Integer)(intptr_t)t->storage);
+    return 1;
+}
+
+/* core.offset(t): 1-based storage offset (Torch7 storageOffset). core.storagesize(t): elements. */
+static int l_offset(lua_State *L)
+{
+    lua_pushinteger(L, nd_lua_checktensor(L, 1)->offset + 1);
+    return 1;
+}
+
+static int l_storagesize(lua_State *L)
+{
+    nd_tensor *t = nd_lua_checktensor(L, 1);
+    lua_pushinteger(L, t->storage ? t->storage->nbytes / (int64_t)nd_dtype_size(t->dtype) : 0);
+    return 1;
+}
+
+/* ---- views (each returns a new tensor sharing storage) ---- */
+
+static nd_tensor *nd_lua_viewarg(lua_State *L, nd_tensor **src)
+{
+    *src = nd_lua_checktensor(L, 1);
+    return nd_lua_pushview(L, *src);
+}
+
+static int l_narrow(lua_State *L)
+{
+    nd_tensor *src = nd_lua_checktensor(L, 1);
+    int dim = nd_lua_checkdim(L, 2, src, 0);
+    lua_Integer start = luaL_checkinteger(L, 3), len = luaL_checkinteger(L, 4);
+    nd_tensor *v = nd_lua_viewarg(L, &src);
+    nd_lua_check(L, nd_tensor_narrow(v, dim, start - 1, len));
+    return 1;
+}
+
+static int l_select(lua_State *L)
+{
+    nd_tensor *src = nd_lua_checktensor(L, 1);
+    int dim = nd_lua_checkdim(L, 2, src, 0);
+    lua_Integer idx = luaL_checkinteger(L, 3);
+    if (src->ndim == 1) return nd_lua_error(L, "select: a 1-d tensor has no sub-tensor (use t[i] for a value)");
+    if (idx < 0) idx += src->size[dim] + 1; /* -1 = last */
+    nd_tensor *v = nd_lua_viewarg(L, &src);
+    nd_lua_check(L, nd_tensor_select(v, dim, idx - 1));
+    return 1;
+}
+
+static int l_transpose(lua_State *L)
+{
+    nd_tensor *src = nd_lua_checktensor(L, 1);
+    int d0 = nd_lua_checkdim(L, 2, src, 0), d1 = nd_lua_checkdim(L, 3, src, 0);
+    nd_tensor *v = nd_lua_viewarg(L, &src);
+    nd_lua_check(L, nd_tensor_transpose(v, d0, d1));
+    return 1;
+}
+
+static int l_permute(lua_State *L)
+{
+    nd_tensor *src = nd_lua_checktensor(L, 1);
+    int64_t p[ND_MAX_DIMS];
+    luaL_checktype(L, 2, LUA_TTABLE);
+    int n = nd_lua_checksizes(L, 2, p);
+    if (n != src->ndim) {
+        char s[ND_SHAPE_STR_MAX];
+        return nd_lua_error(L, "permute: got %d dimensions for a %d-d tensor (%s)", n, src->ndim,
+                          nd_tensor_shape_str(src, s, sizeof s));
+    }
+    int perm[ND_MAX_DIMS];
+    for (int d = 0; d < n; d++) perm[d] = (int)p[d] - 1;
+    nd_tensor *v = nd_lua_viewarg(L, &src);
+    nd_lua_check(L, nd_tensor_permute(v, perm));
+    return 1;
+}
+
+static int l_unsqueeze(lua_State *L)
+{
+    nd_tensor *src = nd_lua_checktensor(L, 1);
+    int dim = nd_lua_checkdim(L, 2, src, 1);
+    nd_tensor *v = nd_lua_viewarg(L, &src);
+    nd_lua_check(L, nd_tensor_unsqueeze(v, dim));
+    return 1;
+}
+
+static int l_squeeze(lua_State *L)
+{
+    nd_tensor *src = nd_lua_checktensor(L, 1);
+    int dim = lua_isnoneornil(L, 2) ? -1 : nd_lua_checkdim(L, 2, src, 0);
+    nd_tensor *v = nd_lua_viewarg(L, &src);
+    nd_lua_check(L, nd_tensor_squeeze(v, dim));
+    return 1;
+}
+
+static int l_expand(lua_State *L)
+{
+    nd_tensor *src = nd_lua_checktensor(L, 1);
+    int64_t size[ND_MAX_DIMS];
+    luaL_checktype(L, 2, LUA_TTABLE);
+    int n = nd_lua_checksizes(L, 2, size);
+    nd_tensor *v = nd_lua_viewarg(L, &src);
+    nd_lua_check(L, nd_tensor_expand(v, n, size));
+    return 1;
+}
+
+static int l_view(lua_State *L)
+{
+    nd_tensor *src = nd_lua_checktensor(L, 1);
+    int64_t size[ND_MAX_DIMS];
+    luaL_checktype(L, 2, LUA_TTABLE);
+    int n = nd_lua_checksizes(L, 2, size);
+    nd_tensor *v = nd_lua_viewarg(L, &src);
+    nd_lua_check(L, nd_tensor_view(v, n, size));
+    return 1;
+}
+
+static int l_unfold(lua_State *L)
+{
+    nd_tensor *src = nd_lua_checktensor(L, 1);
+    int dim = nd_lua_checkdim(L, 2, src, 0);
+    lua_Integer size = luaL_checkinteger(L, 3), step = luaL_checkinteger(L, 4);
+    nd_tensor *v = nd_lua_viewarg(L, &src);
+    nd_lua_check(L, nd_tensor_unfold(v, dim, size, step));
+    return 1;
+}
+
+/* core.set(dst, src): dst becomes a view of src (Torch7 :set). */
+static int l_set(lua_State *L)
+{
+    nd_tensor *dst = nd_lua_checktensor(L, 1), *src = nd_lua_checktensor(L, 2);
+    nd_tensor_set(dst, src);
+    lua_settop(L, 1);
+    return 1;
+}
+
+/* ---- copies ---- */
+
+static int l_copy(lua_State *L)
+{
+    nd_tensor *dst = nd_lua_checktensor(L, 1), *src = nd_lua_checktensor(L, 2);
+    nd_lua_check(L, nd_tensor_copy(dst, src));
+    lua_settop(L, 1);
+    return 1;
+}
+
+/* core.clone(t [, dtype [, device]]): a contiguous copy (converted). */
+static int l_clone(lua_State *L)
+{
+    nd_tensor *src = nd_lua_checktensor(L, 1);
+    nd_dtype dt = nd_lua_optdtype(L, 2, src->dtype);
+    nd_device dev = lua_isnoneornil(L, 3) ? nd_tensor_device(src) : nd_lua_optdevice(L, 3);
+    if (src->ndim == 0) {
+        nd_lua_pushempty(L, dt);
+        return 1;
+    }
+    nd_tensor *t = nd_lua_pushnew(L, dt, src->ndim, src->size, dev, 0);
+    nd_lua_check(L, nd_tensor_copy(t, src));
+    return 1;
+}
+
+static int l_contiguous(lua_State *L)
+{
+    nd_tensor *src = nd_lua_checktensor(L, 1);
+    if (nd_tensor_is_contiguous(src)) {
+        lua_settop(L, 1);
+        return 1;
+    }
+    return l_clone(L);
+}
+
+/* core.free(t): drops the storage now (also __gc and __close); t becomes empty. */
+static int l_free(lua_State *L)
+{
+    nd_tensor *t = nd_lua_totensor(L, 1);
+    if (t) nd_tensor_release(t);
+    return 0;
+}
+
+/* ---- element access ---- */
+
+static char *nd_lua_elemptr(lua_State *L, nd_tensor *t, int first)
+{
+    int n = lua_gettop(L) - first + 1;
+    if (n != t->ndim) {
+        char s[ND_SHAPE_STR_MAX];
+        nd_lua_error(L, "expected %d indices for a %s tensor, got %d", t->ndim, nd_tensor_shape_str(t, s, sizeof s), n);
+    }
+    if (nd_tensor_device(t).type != ND_DEVICE_CPU) nd_lua_error(L, "element access needs a CPU tensor (call :float())");
+    int64_t off = 0;
+    for (int d = 0; d < t->ndim; d++) {
+        lua_Integer i = luaL_checkinteger(L, first + d);
+        if (i < 0) i += t->size[d] + 1;
+        if (i < 1 || i > t->size[d]) {
+            char s[ND_SHAPE_STR_MAX];
+            nd_lua_error(L, "index %d out of range for dimension %d of size %d (%s)", (int)i, d + 1, (int)t->size[d],
+                       nd_tensor_shape_str(t, s, sizeof s));
+        }
+        off += (i - 1) * t->stride[d];
+    }
+    return (char *)nd_tensor_data(t) + off * (int64_t)nd_dtype_size(t->dtype);
+}
+
+static void nd_lua_pushelem(lua_State *L, nd_dtype dt, const char *p)
+{
+    switch (dt) {
+    case ND_DTYPE_F32: lua_pushnumber(L, *(const float *)p); break;
+    case ND_DTYPE_F64: lua_pushnumber(L, *(const double *)p); break;
+    case ND_DTYPE_I64: lua_pushinteger(L, *(const int64_t *)p); break;
+    case ND_DTYPE_U8: lua_pushinteger(L, *(const uint8_t *)p); break;
+    default: lua_pushnil(L);
+    }
+}
+
+static void nd_lua_storeelem(lua_State *L, nd_dtype dt, char *p, int idx)
+{
+    switch (dt) {
+    case ND_DTYPE_F32: *(float *)p = (float)luaL_checknumber(L, idx); break;
+    case ND_DTYPE_F64: *(double *)p = luaL_checknumber(L, idx); break;
+    case ND_DTYPE_I64: {
+        int ok;
+        lua_Integer v = lua_tointegerx(L, idx, &ok);
+        if (!ok) v = (lua_Integer)luaL_checknumber(L, idx);
+        *(int64_t *)p = v;
+        break;
+    }
+    case ND_DTYPE_U8: *(uint8_t *)p = (uint8_t)luaL_checknumber(L, idx); break;
+    default: break;
+    }
+}
+
+/* core.get(t, i1, ..., in) -> number; core.setelem(t, v, i1, ..., in). */
+static int l_get(lua_State *L)
+{
+    nd_tensor *t = nd_lua_checktensor(L, 1);
+    nd_lua_pushelem(L, t->dtype, nd_lua_elemptr(L, t, 2));
+    return 1;
+}
+
+static int l_setelem(lua_State *L)
+{
+    nd_tensor *t = nd_lua_checktensor(L, 1);
+    luaL_checkany(L, 2);
+    char *p = nd_lua_elemptr(L, t, 3);
+    nd_lua_storeelem(L, t->dtype, p, 2);
+    return 0;
+}
+
+/* core.toflat(t) -> {values in row-major order}; core.fromflat(t, list) fills t row-major. */
+static int l_toflat(lua_State *L)
+{
+    nd_tensor *t = nd_lua_checktensor(L, 1);
+    if (nd_tensor_device(t).type != ND_DEVICE_CPU) return nd_lua_error(L, "toflat needs a CPU tensor");
+    int64_t n = nd_tensor_numel(t), k = 0;
+    lua_createtable(L, (int)n, 0);
+    nd_iter it;
+    const nd_tensor *ops[1] = {t};
+    nd_iter_init(&it, 1, ops);
+    int64_t es = (int64_t)nd_dtype_size(t->dtype);
+    while (nd_iter_next(&it))
+        for (int64_t i = 0; i < it.inner; i++) {
+            nd_lua_pushelem(L, t->dtype, it.ptr[0] + i * it.istride[0] * es);
+            lua_rawseti(L, -2, ++k);
+        }
+    return 1;
+}
+
+static int l_fromflat(lua_State *L)
+{
+    nd_tensor *t = nd_lua_checktensor(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    if (nd_tensor_device(t).type != ND_DEVICE_CPU) return nd_lua_error(L, "fromflat needs a CPU tensor");
+    int64_t n = nd_tensor_numel(t), k = 0;
+    if ((int64_t)luaL_len(L, 2) != n)
+        return nd_lua_error(L, "fromflat: %d values for %d elements", (int)luaL_len(L, 2), (int)n);
+    nd_iter it;
+    const nd_tensor *ops[1] = {t};
+    nd_iter_init(&it, 1, ops);
+    int64_t es = (int64_t)nd_dtype_size(t->dtype);
+    while (nd_iter_next(&it))
+        for (int64_t i = 0; i < it.inner; i++) {
+            lua_rawgeti(L, 2, ++k);
+            if (!lua_isnumber(L, -1)) return nd_lua_error(L, "value %d is not a number (%s)", (int)k, luaL_typename(L, -1));
+            nd_lua_storeelem(L, t->dtype, it.ptr[0] + i * it.istride[0] * es, -1);
+            lua_pop(L, 1);
+        }
+    lua_settop(L, 1);
+    return 1;
+}
+
+/* core.tobytes(t) -> string of the row-major element bytes (little-endian host order). */
+static int l_tobytes(lua_State *L)
+{
+    nd_tensor *t = nd_lua_checktensor(L, 1);
+    if (t->ndim == 0) {
+        lua_pushliteral(L, "");
+        return 1;
+    }
+    nd_tensor c;
+    nd_lua_check(L, nd_tensor_new(&c, t->dtype, t->ndim, t->size, nd_cpu_device(), 0));
+    nd_status st = nd_tensor_copy(&c, t);
+    if (st != ND_OK) {
+        nd_tensor_release(&c);
+        nd_lua_check(L, st);
+    }
+    lua_pushlstring(L, (const char *)nd_tensor_data(&c), (size_t)c.storage->nbytes);
+    nd_tensor_release(&c);
+    return 1;
+}
+
+/* core.frombytes(t, s [, pos]): fills t (row-major) from bytes of s starting at 1-based pos. */
+static int l_frombytes(lua_State *L)
+{
+    nd_tensor *t = nd_lua_checktensor(L, 1);
+    size_t len;
+    const char *s = luaL_checklstring(L, 2, &len);
+    lua_Integer pos = luaL_optinteger(L, 3, 1);
+    int64_t need = nd_tensor_numel(t) * (int64_t)nd_dtype_size(t->dtype);
+    if (pos < 1 || (int64_t)(pos - 1) + need > (int64_t)len)
+        return nd_lua_error(L, "frombytes: need %d bytes at position %d, the string has %d", (int)need, (int)pos, (int)len);
+    if (need == 0) {
+        lua_settop(L, 1);
+        return 1;
+    }
+    nd_tensor src;
+    nd_tensor_init_empty(&src, t->dtype);
+    nd_storage fake = {.data = (void *)(s + pos - 1), .nbytes = need, .refcount = 1, .device = nd_cpu_device()};
+    src.storage = &fake;
+    src.ndim = t->ndim;
+    int64_t st = 1;
+    for (int d = t->ndim - 1; d >= 0; d--) {
+        src.size[d] = t->size[d];
+        src.stride[d] = st;
+        st *= t->size[d];
+    }
+    nd_lua_check(L, nd_tensor_copy(t, &src)); /* src borrows the string: no release */
+    lua_settop(L, 1);
+    return 1;
+}
+
+/* ---- random numbers (the global generator) ---- */
+
+static int l_manualseed(lua_State *L)
+{
+    nd_rng_seed(nd_rng_global(), (uint64_t)luaL_checkinteger(L, 1));
+    return 0;
+}
+
+static int l_initialseed(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)nd_rng_global()->seed);
+    return 1;
+}
+
+static int l_rand(lua_State *L)
+{
+    nd_tensor *t = nd_lua_checktensor(L, 1);
+    nd_lua_check(L, nd_rng_fill_uniform(nd_rng_global(), t, luaL_optnumber(L, 2, 0), luaL_optnumber(L, 3, 1)));
+    lua_settop(L, 1);
+    return 1;
+}
+
+static int l_randn(lua_State *L)
+{
+    nd_tensor *t = nd_lua_checktensor(L, 1);
+    nd_lua_check(L, nd_rng_fill_normal(nd_rng_global(), t, luaL_optnumber(L, 2, 0), luaL_optnumber(L, 3, 1)));
+    lua_settop(L, 1);
+    return 1;
+}
+
+static int l_randint(lua_State *L)
+{
+    nd_tensor *t = nd_lua_checktensor(L, 1);
+    nd_lua_check(L, nd_rng_fill_integer(nd_rng_global(), t, luaL_checkinteger(L, 2), luaL_checkinteger(L, 3)));
+    lua_settop(L, 1);
+    return 1;
+}
+
+static int l_bernoulli(lua_State *L)
+{
+    nd_tensor *t = nd_lua_checktensor(L, 1);
+    nd_lua_check(L, nd_rng_fill_bernoulli(nd_rng_global(), t, luaL_optnumber(L, 2, 0.5)));
+    lua_settop(L, 1);
+    return 1;
+}
+
+/* core.randperm(n) -> int64 tensor holding a permutation of 1..n */
+static int l_randperm(lua_State *L)
+{
+    lua_Integer n = luaL_checkinteger(L, 1);
+    nd_tensor *t = nd_lua_pushempty(L, ND_DTYPE_I64);
+    nd_lua_check(L, nd_rng_permutation(nd_rng_global(), t, n));
+    int64_t *p = (int64_t *)nd_tensor_data(t);
+    for (lua_Integer i = 0; i < n; i++) p[i] += 1;
+    nd_lua_account(L, t);
+    return 1;
+}
+
+/* core.uniform() -> one number in [0,1) from the global generator */
+static int l_uniform(lua_State *L)
+{
+    lua_pushnumber(L, nd_rng_uniform(nd_rng_global()));
+    return 1;
+}
+
+static int l_rngstate(lua_State *L)
+{
+    lua_pushlstring(L, (const char *)nd_rng_global(), sizeof(nd_rng));
+    return 1;
+}
+
+static int l_setrngstate(lua_State *L)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    if (len != sizeof(nd_rng)) return nd_lua_error(L, "setRNGState: not a generator state (%d bytes)", (int)len);
+    memcpy(nd_rng_global(), s, sizeof(nd_rng));
+    return 0;
+}
+
+/* ---- misc ---- */
+
+static int l_now(lua_State *L)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    lua_pushnumber(L, (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec);
+    return 1;
+}
+
+static int l_memory(lua_State *L)
+{
+    lua_pushinteger(L, nd_storage_bytes_cpu());
+    lua_pushinteger(L, nd_storage_bytes_gpu());
+    lua_pushinteger(L, nd_storage_peak_cpu());
+    return 3;
+}
+
+static int l_istensor(lua_State *L)
+{
+    lua_pushboolean(L, nd_lua_totensor(L, 1) != NULL);
+    return 1;
+}
+
+/* __index for tensors: string keys look up the method table (upvalue 1) directly; other keys
+ * (numbers, tables) go to the Lua function in upvalue 2. */
+static int l_tensor_index(lua_State *L)
+{
+    if (lua_type(L, 2) == LUA_TSTRING) {
+        lua_pushvalue(L, 2);
+        lua_rawget(L, lua_upvalueindex(1));
+        return 1;
+    }
+    lua_pushvalue(L, lua_upvalueindex(2));
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, 2);
+    lua_call(L, 2, 1);
+    return 1;
+}
+
+/* core.setindex(methods, keyfn): installs the tensor __index. */
+static int l_setindex(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    luaL_getmetatable(L, ND_LUA_TENSOR_MT);
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, 2);
+    lua_pushcclosure(L, l_tensor_index, 2);
+    lua_setfield(L, -2, "__index");
+    return 0;
+}
+
+static int l_metatable(lua_State *L)
+{
+    luaL_getmetatable(L, ND_LUA_TENSOR_MT);
+    return 1;
+}
+
+static const luaL_Reg nd_lua_tensor_fns[] = {
+    {"empty", l_empty},       {"zeros", l_zeros},         {"resize", l_resize},
+    {"size", l_size},         {"stride", l_stride},       {"dim", l_dim},
+    {"numel", l_numel},       {"dtype", l_dtype},         {"device", l_device},
+    {"iscontiguous", l_iscontiguous}, {"storageid", l_storageid}, {"offset", l_offset},
+    {"storagesize", l_storagesize},
+    {"narrow", l_narrow},     {"select", l_select},       {"transpose", l_transpose},
+    {"permute", l_permute},   {"unsqueeze", l_unsqueeze}, {"squeeze", l_squeeze},
+    {"expand", l_expand},     {"view", l_view},           {"unfold", l_unfold},
+    {"set", l_set},           {"copy", l_copy},           {"clone", l_clone},
+    {"contiguous", l_contiguous}, {"free", l_free},
+    {"get", l_get},           {"setelem", l_setelem},     {"toflat", l_toflat},
+    {"fromflat", l_fromflat}, {"tobytes", l_tobytes},     {"frombytes", l_frombytes},
+    {"manualseed", l_manualseed}, {"initialseed", l_initialseed}, {"rand", l_rand},
+    {"randn", l_randn},       {"randint", l_randint},     {"bernoulli", l_bernoulli},
+    {"randperm", l_randperm}, {"uniform", l_uniform},     {"rngstate", l_rngstate},
+    {"setrngstate", l_setrngstate},
+    {"now", l_now},           {"memory", l_memory},       {"istensor", l_istensor},
+    {"setindex", l_setindex}, {"metatable", l_metatable},
+    {NULL, NULL}};
+
+void nd_lua_open_tensor(lua_State *L) { nd_lua_register(L, nd_lua_tensor_fns); }
+
+/* Optional parts, present once their files are linked in. */
+void nd_lua_open_math(lua_State *L) __attribute__((weak));
+void nd_lua_open_linalg(lua_State *L) __attribute__((weak));
+void nd_lua_open_nn(lua_State *L) __attribute__((weak));
+void nd_lua_open_data(lua_State *L) __attribute__((weak));
+void nd_lua_open_cuda(lua_State *L) __attribute__((weak));
+
+int luaopen_nd_core(lua_State *L)
+{
+    if (luaL_newmetatable(L, ND_LUA_TENSOR_MT)) {
+        lua_pushcfunction(L, l_free);
+        lua_setfield(L, -2, "__gc");
+        lua_pushcfunction(L, l_free);
+        lua_setfield(L, -2, "__close");
+        lua_pushliteral(L, "nd.Tensor");
+        lua_setfield(L, -2, "__name");
+    }
+    lua_pop(L, 1);
+    lua_newtable(L);
+    nd_lua_open_tensor(L);
+    if (nd_lua_open_math) nd_lua_open_math(L);
+    if (nd_lua_open_linalg) nd_lua_open_linalg(L);
+    if (nd_lua_open_nn) nd_lua_open_nn(L);
+    if (nd_lua_open_data) nd_lua_open_data(L);
+    if (nd_lua_open_cuda) nd_lua_open_cuda(L);
+    lua_pushboolean(L, nd_lua_open_cuda != NULL);
+    lua_setfield(L, -2, "has_cuda");
+    return 1;
+}
