@@ -59,7 +59,7 @@ deps:
 	@sh scripts/deps.sh
 
 test: deps all $(CTEST)
-	@BUILD=$(BUILD) sh tests/run.sh
+	@BUILD=$(BUILD) SAN=$(SAN) sh tests/run.sh
 
 asan:
 	@$(MAKE) --no-print-directory SAN=1 test

@@ -1,0 +1,224 @@
+/* The interactive REPL: readline's callback interface driven by poll(), so that Ctrl-C at the
+ * prompt (a flag set by our own handler) clears the line instead of killing the process.
+ * While a command runs, nd_repl_docall installs the handler that interrupts Lua instead. */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+#include <readline/history.h>
+#include <readline/readline.h>
+
+#include "repl.h"
+
+#define PROMPT "nd> "
+#define PROMPT_MORE "  >> "
+#define HISTORY_MAX 1000
+#define SLOW_SECONDS 0.1
+
+enum { READ_LINE, READ_EOF, READ_INTERRUPTED };
+
+static volatile sig_atomic_t g_sigint, g_sigwinch;
+static int g_line_ready;
+static char *g_line;
+static char *g_history_path;
+
+static void on_prompt_sigint(int sig)
+{
+    (void)sig;
+    g_sigint = 1;
+}
+
+static void on_sigwinch(int sig)
+{
+    (void)sig;
+    g_sigwinch = 1;
+}
+
+static void set_handler(int sig, void (*fn)(int), int flags, struct sigaction *old)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = fn;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = flags;
+    sigaction(sig, &sa, old);
+}
+
+/* ---- history ---- */
+
+static void history_save(void)
+{
+    if (g_history_path) {
+        stifle_history(HISTORY_MAX);
+        write_history(g_history_path);  /* an unwritable path is ignored */
+    }
+}
+
+static void history_open(void)
+{
+    const char *env = getenv("ND_HISTORY");
+    const char *home = getenv("HOME");
+    using_history();
+    if (env && *env) {
+        g_history_path = strdup(env);
+    } else if (home && *home) {
+        size_t n = strlen(home) + sizeof "/.nd_history";
+        g_history_path = malloc(n);
+        if (g_history_path)
+            snprintf(g_history_path, n, "%s/.nd_history", home);
+    }
+    if (g_history_path) {
+        read_history(g_history_path);
+        atexit(history_save);  /* also runs on os.exit */
+    }
+}
+
+static void history_add(const char *line)
+{
+    if (*line == '\0')
+        return;
+    HIST_ENTRY *last = history_length > 0 ? history_get(history_base + history_length - 1) : NULL;
+    if (last == NULL || strcmp(last->line, line) != 0)
+        add_history(line);
+}
+
+/* ---- reading one line ---- */
+
+static void on_line(char *line)
+{
+    g_line = line;
+    g_line_ready = 1;
+    rl_callback_handler_remove();  /* restores the terminal before the command runs */
+}
+
+/* Ctrl-C at the prompt: show ^C, drop the typed text, leave readline's state clean. */
+static void abandon_line(void)
+{
+    rl_callback_sigcleanup();
+    rl_point = rl_end;
+    rl_redisplay();
+    rl_replace_line("", 1);
+    rl_callback_handler_remove();
+    fputs("^C\n", stdout);
+    fflush(stdout);
+}
+
+/* Reads a line with the given prompt into *line (malloc'd). */
+static int read_line(const char *prompt, char **line)
+{
+    struct sigaction old_int;
+    int result = READ_LINE;
+
+    g_sigint = 0;
+    g_line_ready = 0;
+    g_line = NULL;
+    set_handler(SIGINT, on_prompt_sigint, 0, &old_int);
+    rl_callback_handler_install(prompt, on_line);
+    while (!g_line_ready) {
+        struct pollfd pfd = {.fd = fileno(rl_instream ? rl_instream : stdin), .events = POLLIN};
+        int r = poll(&pfd, 1, -1);
+        if (g_sigint) {
+            abandon_line();
+            result = READ_INTERRUPTED;
+            break;
+        }
+        if (g_sigwinch) {
+            g_sigwinch = 0;
+            rl_resize_terminal();
+        }
+        if (r < 0 && errno != EINTR) {
+            rl_callback_handler_remove();
+            break;  /* the terminal went away: treat as end of input */
+        }
+        if (r > 0)
+            rl_callback_read_char();
+    }
+    sigaction(SIGINT, &old_int, NULL);
+    if (result == READ_LINE && g_line == NULL)
+        result = READ_EOF;
+    *line = g_line;
+    return result;
+}
+
+/* ---- the loop ---- */
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void print_time(double seconds)
+{
+    if (seconds <= SLOW_SECONDS)
+        return;
+    if (isatty(fileno(stdout)))
+        printf("\033[2m(%.2f s)\033[0m\n", seconds);
+    else
+        printf("(%.2f s)\n", seconds);
+    fflush(stdout);
+}
+
+int nd_repl_interactive(lua_State *L)
+{
+    char *chunk = NULL;
+    size_t len = 0, cap = 0;
+
+    rl_readline_name = "nd";
+    rl_catch_signals = 0;   /* SIGINT is ours, see read_line */
+    rl_catch_sigwinch = 0;
+    set_handler(SIGWINCH, on_sigwinch, SA_RESTART, NULL);
+    nd_repl_complete_init(L);
+    history_open();
+
+    for (;;) {
+        char *line;
+        int r = read_line(len ? PROMPT_MORE : PROMPT, &line);
+        if (r == READ_EOF) {
+            fputc('\n', stdout);
+            break;
+        }
+        if (r == READ_INTERRUPTED) {
+            len = 0;
+            continue;
+        }
+        history_add(line);
+        size_t n = strlen(line);
+        if (len + n + 2 > cap) {
+            size_t want = (len + n + 2) * 2;
+            char *p = realloc(chunk, want);
+            if (p == NULL) {
+                free(line);
+                fprintf(stderr, "nd: out of memory\n");
+                break;
+            }
+            chunk = p;
+            cap = want;
+        }
+        if (len > 0)
+            chunk[len++] = '\n';
+        memcpy(chunk + len, line, n);
+        len += n;
+        free(line);
+        chunk[len] = '\0';
+        if (strspn(chunk, " \t") == len) {
+            len = 0;
+            continue;
+        }
+        double t0 = now_seconds();
+        int st = nd_repl_eval(L, chunk, len, 0);
+        if (st == ND_REPL_INCOMPLETE)
+            continue;
+        print_time(now_seconds() - t0);
+        len = 0;
+    }
+    free(chunk);
+    return 0;
+}
