@@ -9,7 +9,7 @@ LUA_INC ?= /usr/include/lua5.4
 LUA_A   ?= /usr/lib/x86_64-linux-gnu/liblua5.4.a
 BLAS_INC ?= $(firstword $(wildcard /usr/include/x86_64-linux-gnu/openblas-pthread /usr/include/openblas /usr/include))
 
-CFLAGS  := -std=c11 -D_GNU_SOURCE -Wall -Wextra -fPIC -fopenmp -Isrc/core -Isrc/cpu -Isrc/lua -I$(LUA_INC) -I$(BLAS_INC) $(shell pkg-config --cflags libpng 2>/dev/null)
+CFLAGS  := -std=c11 -D_GNU_SOURCE -Wall -Wextra -fPIC -fopenmp -Isrc/core -Isrc/cpu -Isrc/data -Isrc/lua -I$(LUA_INC) -I$(BLAS_INC) $(shell pkg-config --cflags libpng 2>/dev/null)
 ifeq ($(DEBUG),1)
   CFLAGS += -O0 -g
 else
@@ -22,7 +22,7 @@ ifeq ($(SAN),1)
 endif
 LIBS    := -lopenblas -lpng -lz -lm -lpthread -fopenmp
 
-CORE_SRC := $(wildcard src/core/*.c) $(wildcard src/cpu/*.c)
+CORE_SRC := $(wildcard src/core/*.c) $(wildcard src/cpu/*.c) $(wildcard src/data/*.c)
 LUA_SRC  := $(wildcard src/lua/*.c)
 REPL_SRC := $(wildcard src/repl/*.c)
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/obj/%.o)

@@ -254,6 +254,14 @@ return function(nd, Tensor, core)
   function Tensor.new(t, ...) return construct(core.dtype(t), ...) end
   function Tensor.fill(t, v) return core.fill(t, v) end
   function Tensor.zero(t) return core.fill(t, 0) end
+  -- in-place random fills from the global generator (Torch7 names)
+  function Tensor.uniform(t, a, b) return core.rand(t, a or 0, b or 1) end
+  function Tensor.normal(t, mean, std) return core.randn(t, mean or 0, std or 1) end
+  function Tensor.bernoulli(t, p) return core.bernoulli(t, p or 0.5) end
+  function Tensor.random(t, a, b)
+    if a == nil then a, b = 1, 2 ^ 31 elseif b == nil then a, b = 1, a end
+    return core.randint(t, a, b)
+  end
 
   -- ---- views ----
   local function pos(d, n) if d < 0 then return n + d + 1 end return d end

@@ -14,12 +14,11 @@
 
 #include "repl.h"
 
-#define MAX_CHAIN 32  /* longest __index chain followed (guards against cycles) */
+#define MAX_CHAIN 32 /* longest __index chain followed (guards against cycles) */
 
-static const char *const keywords[] = {
-    "and", "break", "do", "else", "elseif", "end", "false", "for", "function", "goto", "if",
-    "in", "local", "nil", "not", "or", "repeat", "return", "then", "true", "until", "while",
-    NULL};
+static const char *const keywords[] = {"and",      "break",  "do",   "else", "elseif", "end",   "false", "for",
+                                       "function", "goto",   "if",   "in",   "local",  "nil",   "not",   "or",
+                                       "repeat",   "return", "then", "true", "until",  "while", NULL};
 
 void nd_repl_strlist_free(nd_repl_strlist *list)
 {
@@ -36,15 +35,13 @@ static void strlist_add(nd_repl_strlist *list, const char *prefix, size_t plen, 
     if (list->n == list->cap) {
         size_t cap = list->cap ? list->cap * 2 : 32;
         char **v = realloc(list->v, cap * sizeof *v);
-        if (v == NULL)
-            return;
+        if (v == NULL) return;
         list->v = v;
         list->cap = cap;
     }
     size_t nlen = strlen(name);
     char *s = malloc(plen + nlen + 1);
-    if (s == NULL)
-        return;
+    if (s == NULL) return;
     memcpy(s, prefix, plen);
     memcpy(s + plen, name, nlen + 1);
     list->v[list->n++] = s;
@@ -57,8 +54,7 @@ static int cmp_str(const void *a, const void *b)
 
 static void strlist_sort_unique(nd_repl_strlist *list)
 {
-    if (list->n == 0)
-        return;
+    if (list->n == 0) return;
     qsort(list->v, list->n, sizeof *list->v, cmp_str);
     size_t k = 1;
     for (size_t i = 1; i < list->n; i++) {
@@ -72,11 +68,9 @@ static void strlist_sort_unique(nd_repl_strlist *list)
 
 static int is_identifier(const char *s, size_t len)
 {
-    if (len == 0 || !(isalpha((unsigned char)s[0]) || s[0] == '_'))
-        return 0;
+    if (len == 0 || !(isalpha((unsigned char)s[0]) || s[0] == '_')) return 0;
     for (size_t i = 1; i < len; i++)
-        if (!(isalnum((unsigned char)s[i]) || s[i] == '_'))
-            return 0;
+        if (!(isalnum((unsigned char)s[i]) || s[i] == '_')) return 0;
     return 1;
 }
 
@@ -91,11 +85,10 @@ static int next_in_chain(lua_State *L)
     }
     lua_pushliteral(L, "__index");
     lua_rawget(L, -2);
-    lua_remove(L, -2);  /* metatable */
-    lua_remove(L, -2);  /* value */
+    lua_remove(L, -2); /* metatable */
+    lua_remove(L, -2); /* value */
     if (lua_iscfunction(L, -1)) {
-        if (lua_getupvalue(L, -1, 1) == NULL)
-            lua_pushnil(L);
+        if (lua_getupvalue(L, -1, 1) == NULL) lua_pushnil(L);
         lua_remove(L, -2);
     }
     if (lua_type(L, -1) != LUA_TTABLE) {
@@ -119,8 +112,7 @@ static int get_field(lua_State *L, const char *key, size_t klen)
             }
             lua_pop(L, 1);
         }
-        if (!next_in_chain(L))
-            return 0;
+        if (!next_in_chain(L)) return 0;
     }
     lua_pop(L, 1);
     return 0;
@@ -128,8 +120,8 @@ static int get_field(lua_State *L, const char *key, size_t klen)
 
 /* Adds prefix..key for each string key of the value on top (and its __index tables) that
  * starts with word; methods_only keeps function values. Pops the value. */
-static void add_fields(lua_State *L, const char *prefix, size_t plen, const char *word,
-                       int methods_only, nd_repl_strlist *out)
+static void add_fields(lua_State *L, const char *prefix, size_t plen, const char *word, int methods_only,
+                       nd_repl_strlist *out)
 {
     size_t wlen = strlen(word);
     for (int depth = 0; depth < MAX_CHAIN; depth++) {
@@ -138,15 +130,13 @@ static void add_fields(lua_State *L, const char *prefix, size_t plen, const char
             while (lua_next(L, -2)) {
                 size_t klen;
                 const char *k;
-                if (lua_type(L, -2) == LUA_TSTRING && (k = lua_tolstring(L, -2, &klen)) &&
-                    klen >= wlen && memcmp(k, word, wlen) == 0 && is_identifier(k, klen) &&
-                    (!methods_only || lua_isfunction(L, -1)))
+                if (lua_type(L, -2) == LUA_TSTRING && (k = lua_tolstring(L, -2, &klen)) && klen >= wlen &&
+                    memcmp(k, word, wlen) == 0 && is_identifier(k, klen) && (!methods_only || lua_isfunction(L, -1)))
                     strlist_add(out, prefix, plen, k);
                 lua_pop(L, 1);
             }
         }
-        if (!next_in_chain(L))
-            return;
+        if (!next_in_chain(L)) return;
     }
     lua_pop(L, 1);
 }
@@ -157,14 +147,12 @@ static int resolve_path(lua_State *L, const char *text, size_t len)
     lua_pushglobaltable(L);
     size_t start = 0;
     for (size_t i = 0; i <= len; i++) {
-        if (i < len && text[i] != '.')
-            continue;
+        if (i < len && text[i] != '.') continue;
         if (!is_identifier(text + start, i - start)) {
             lua_pop(L, 1);
             return 0;
         }
-        if (!get_field(L, text + start, i - start))
-            return 0;
+        if (!get_field(L, text + start, i - start)) return 0;
         start = i + 1;
     }
     return 1;
@@ -177,18 +165,15 @@ static int complete_body(lua_State *L)
     const char *text = lua_tostring(L, 2);
     const char *sep = NULL;
     for (const char *p = text; *p; p++)
-        if (*p == '.' || *p == ':')
-            sep = p;
+        if (*p == '.' || *p == ':') sep = p;
     if (sep == NULL) {
         for (int i = 0; keywords[i]; i++)
-            if (strncmp(keywords[i], text, strlen(text)) == 0)
-                strlist_add(out, "", 0, keywords[i]);
+            if (strncmp(keywords[i], text, strlen(text)) == 0) strlist_add(out, "", 0, keywords[i]);
         lua_pushglobaltable(L);
         add_fields(L, "", 0, text, 0, out);
         return 0;
     }
-    if (!resolve_path(L, text, (size_t)(sep - text)))
-        return 0;
+    if (!resolve_path(L, text, (size_t)(sep - text))) return 0;
     add_fields(L, text, (size_t)(sep - text) + 1, sep + 1, *sep == ':', out);
     return 0;
 }
@@ -196,12 +181,11 @@ static int complete_body(lua_State *L)
 size_t nd_repl_complete(lua_State *L, const char *text, nd_repl_strlist *out)
 {
     int top = lua_gettop(L);
-    if (!lua_checkstack(L, 8))
-        return 0;
+    if (!lua_checkstack(L, 8)) return 0;
     lua_pushcfunction(L, complete_body);
     lua_pushlightuserdata(L, out);
     lua_pushstring(L, text);
-    if (lua_pcall(L, 2, 0, 0) != LUA_OK)  /* only memory errors can get here */
+    if (lua_pcall(L, 2, 0, 0) != LUA_OK) /* only memory errors can get here */
         lua_pop(L, 1);
     lua_settop(L, top);
     strlist_sort_unique(out);
@@ -228,10 +212,8 @@ static size_t g_next_match;
 static char *match_generator(const char *text, int state)
 {
     (void)text;
-    if (state == 0)
-        g_next_match = 0;
-    if (g_next_match >= g_matches.n)
-        return NULL;
+    if (state == 0) g_next_match = 0;
+    if (g_next_match >= g_matches.n) return NULL;
     return strdup(g_matches.v[g_next_match++]);
 }
 
@@ -239,11 +221,10 @@ static char **attempt_completion(const char *text, int start, int end)
 {
     (void)start;
     (void)end;
-    rl_attempted_completion_over = 1;  /* never fall back to file names */
+    rl_attempted_completion_over = 1; /* never fall back to file names */
     rl_completion_append_character = '\0';
     nd_repl_strlist_free(&g_matches);
-    if (nd_repl_complete(g_complete_state, text, &g_matches) == 0)
-        return NULL;
+    if (nd_repl_complete(g_complete_state, text, &g_matches) == 0) return NULL;
     return rl_completion_matches(text, match_generator);
 }
 

@@ -26,13 +26,12 @@ static void interrupt_hook(lua_State *L, lua_Debug *ar)
     luaL_error(L, "interrupted!");
 }
 
-/* lua_sethook is safe to call from a signal handler (Lua manual, lua_sethook). */
+/* Runs in the signal handler: lua_sethook only stores the hook, mask and count, which is how
+ * Lua code is interrupted from a signal (the hook then raises the error inside Lua). */
 static void on_sigint(int sig)
 {
     (void)sig;
-    if (g_state)
-        lua_sethook(g_state, interrupt_hook,
-                    LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT, 1);
+    if (g_state) lua_sethook(g_state, interrupt_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT, 1);
 }
 
 /* Message handler: turns any error value into a string and appends a traceback. */
@@ -60,11 +59,11 @@ int nd_repl_docall(lua_State *L, int narg, int nres)
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_sigint;
     sigemptyset(&sa.sa_mask);
-    sa.sa_flags = 0;  /* no SA_RESTART: a blocking read returns so the hook can fire */
+    sa.sa_flags = 0; /* no SA_RESTART: a blocking read returns so the hook can fire */
     sigaction(SIGINT, &sa, &old);
     status = lua_pcall(L, narg, nres, base);
     sigaction(SIGINT, &old, NULL);
-    if (lua_gethook(L) == interrupt_hook)  /* a signal that came too late to fire */
+    if (lua_gethook(L) == interrupt_hook) /* a signal that came too late to fire */
         lua_sethook(L, NULL, 0, 0);
     lua_remove(L, base);
     return status;
@@ -106,8 +105,7 @@ static const char *to_text(lua_State *L, int idx, size_t *len)
     lua_pushvalue(L, idx);
     lua_call(L, 1, 1);
     const char *s = lua_tolstring(L, -1, len);
-    if (s == NULL)
-        luaL_error(L, "'tostring' must return a string");
+    if (s == NULL) luaL_error(L, "'tostring' must return a string");
     return s;
 }
 
@@ -126,14 +124,11 @@ static int print_results(lua_State *L)
         } else {
             s = to_text(L, i, &len);
         }
-        if (i > 1)
-            fputc('\t', stdout);
+        if (i > 1) fputc('\t', stdout);
         fwrite(s, 1, len, stdout);
-        if (s != num)
-            lua_pop(L, 1);
+        if (s != num) lua_pop(L, 1);
     }
-    if (n > 0)
-        fputc('\n', stdout);
+    if (n > 0) fputc('\n', stdout);
     fflush(stdout);
     return 0;
 }
@@ -218,8 +213,7 @@ int nd_repl_eval(lua_State *L, const char *chunk, size_t len, int final)
 static int is_blank(const char *s, size_t len)
 {
     for (size_t i = 0; i < len; i++)
-        if (!strchr(" \t\r\f\v", s[i]))
-            return 0;
+        if (!strchr(" \t\r\f\v", s[i])) return 0;
     return 1;
 }
 
@@ -231,10 +225,8 @@ int nd_repl_pipe(lua_State *L, FILE *in)
     int failed = 0;
 
     while ((n = getline(&line, &line_cap, in)) >= 0) {
-        if (n > 0 && line[n - 1] == '\n')
-            n--;
-        if (len == 0 && is_blank(line, (size_t)n))
-            continue;
+        if (n > 0 && line[n - 1] == '\n') n--;
+        if (len == 0 && is_blank(line, (size_t)n)) continue;
         if (len + (size_t)n + 2 > cap) {
             cap = (len + (size_t)n + 2) * 2;
             char *p = realloc(chunk, cap);
@@ -245,18 +237,16 @@ int nd_repl_pipe(lua_State *L, FILE *in)
             }
             chunk = p;
         }
-        if (len > 0)
-            chunk[len++] = '\n';
+        if (len > 0) chunk[len++] = '\n';
         memcpy(chunk + len, line, (size_t)n);
         len += (size_t)n;
         int st = nd_repl_eval(L, chunk, len, 0);
-        if (st == ND_REPL_INCOMPLETE)
-            continue;
+        if (st == ND_REPL_INCOMPLETE) continue;
         failed |= st == ND_REPL_ERROR;
         len = 0;
     }
     if (len > 0 && nd_repl_eval(L, chunk, len, 1) != ND_REPL_OK)
-        failed = 1;  /* input ended inside an unfinished chunk */
+        failed = 1; /* input ended inside an unfinished chunk */
     free(line);
     free(chunk);
     return failed;

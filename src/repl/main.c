@@ -19,9 +19,9 @@ enum { HAS_I = 1, HAS_V = 2, HAS_E = 4, HAS_L = 8, HAS_COMPLETE = 16 };
 typedef struct {
     int argc;
     char **argv;
-    int script;  /* index of the script in argv, 0 when none */
+    int script; /* index of the script in argv, 0 when none */
     int flags;
-    int status;  /* exit status */
+    int status; /* exit status */
 } nd_repl_args;
 
 static void usage(FILE *f)
@@ -58,10 +58,10 @@ static int parse_args(nd_repl_args *a)
             usage(stdout);
             exit(0);
         }
-        int flag = strcmp(s, "-i") == 0          ? HAS_I
-                   : strcmp(s, "-v") == 0        ? HAS_V
-                   : strncmp(s, "-e", 2) == 0    ? HAS_E
-                   : strncmp(s, "-l", 2) == 0    ? HAS_L
+        int flag = strcmp(s, "-i") == 0           ? HAS_I
+                   : strcmp(s, "-v") == 0         ? HAS_V
+                   : strncmp(s, "-e", 2) == 0     ? HAS_E
+                   : strncmp(s, "-l", 2) == 0     ? HAS_L
                    : strcmp(s, "--complete") == 0 ? HAS_COMPLETE
                                                   : 0;
         if (flag == 0 || (flag & (HAS_I | HAS_V) && s[2] != '\0')) {
@@ -122,8 +122,7 @@ static void set_path(lua_State *L)
     push_root(L);
     const char *r = lua_tostring(L, -1);
     lua_getfield(L, -2, "path");
-    lua_pushfstring(L, "%s/lua/?.lua;%s/lua/?/init.lua;%s/?.lua;%s/?/init.lua;%s", r, r, r, r,
-                    lua_tostring(L, -1));
+    lua_pushfstring(L, "%s/lua/?.lua;%s/lua/?/init.lua;%s/?.lua;%s/?/init.lua;%s", r, r, r, r, lua_tostring(L, -1));
     lua_setfield(L, -4, "path");
     lua_pop(L, 3);
 }
@@ -166,14 +165,10 @@ static int require_global(lua_State *L, const char *mod, const char *glob, int q
 static void load_globals(lua_State *L)
 {
     int st = require_global(L, "nd", "nd", 1);
-    if (st == 0)
-        st = require_global(L, "nd.core", "nd", 0);
-    if (st == 1)
-        lua_setglobal(L, "torch");
-    if (require_global(L, "nn", "nn", 1) == 1)
-        lua_pop(L, 1);
-    if (require_global(L, "optim", "optim", 1) == 1)
-        lua_pop(L, 1);
+    if (st == 0) st = require_global(L, "nd.core", "nd", 0);
+    if (st == 1) lua_setglobal(L, "torch");
+    if (require_global(L, "nn", "nn", 1) == 1) lua_pop(L, 1);
+    if (require_global(L, "optim", "optim", 1) == 1) lua_pop(L, 1);
 }
 
 /* arg = {[0] = script, script args...; interpreter and options at negative indices}. */
@@ -193,8 +188,7 @@ static void set_arg(lua_State *L, const nd_repl_args *a)
 static int run_string(lua_State *L, const char *code)
 {
     int st = luaL_loadbuffer(L, code, strlen(code), "=(command line)");
-    if (st == LUA_OK)
-        st = nd_repl_docall(L, 0, 0);
+    if (st == LUA_OK) st = nd_repl_docall(L, 0, 0);
     if (st != LUA_OK) {
         nd_repl_report(L, "nd: ");
         return 1;
@@ -214,8 +208,7 @@ static int run_require(lua_State *L, const char *spec)
     } else {
         snprintf(glob, sizeof glob, "%s", spec);
     }
-    if (require_global(L, mod, glob, 0) != 1)
-        return 1;
+    if (require_global(L, mod, glob, 0) != 1) return 1;
     lua_pop(L, 1);
     return 0;
 }
@@ -226,15 +219,13 @@ static int run_options(lua_State *L, const nd_repl_args *a)
     int last = a->script ? a->script : a->argc;
     for (int i = 1; i < last; i++) {
         const char *s = a->argv[i];
-        if (strcmp(s, "--") == 0)
-            break;
+        if (strcmp(s, "--") == 0) break;
         int e = strncmp(s, "-e", 2) == 0, l = strncmp(s, "-l", 2) == 0;
         if (strcmp(s, "--complete") == 0) {
             nd_repl_print_completions(L, a->argv[++i]);
         } else if (e || l) {
             const char *val = s[2] ? s + 2 : a->argv[++i];
-            if ((e ? run_string(L, val) : run_require(L, val)) != 0)
-                return 1;
+            if ((e ? run_string(L, val) : run_require(L, val)) != 0) return 1;
         }
     }
     return 0;
@@ -260,8 +251,7 @@ static int run_script(lua_State *L, const nd_repl_args *a)
 
 static int run_input(lua_State *L)
 {
-    if (isatty(fileno(stdin)))
-        return nd_repl_interactive(L);
+    if (isatty(fileno(stdin))) return nd_repl_interactive(L);
     return nd_repl_pipe(L, stdin);
 }
 
@@ -274,10 +264,8 @@ static int protected_main(lua_State *L)
     set_preload(L);
     set_arg(L, a);
     load_globals(L);
-    if ((a->status = run_options(L, a)) != 0)
-        return 0;
-    if (a->script && (a->status = run_script(L, a)) != 0)
-        return 0;
+    if ((a->status = run_options(L, a)) != 0) return 0;
+    if (a->script && (a->status = run_script(L, a)) != 0) return 0;
     if (a->flags & HAS_I)
         a->status = run_input(L);
     else if (!a->script && !(a->flags & (HAS_E | HAS_V | HAS_COMPLETE)))
@@ -288,8 +276,7 @@ static int protected_main(lua_State *L)
 int main(int argc, char **argv)
 {
     nd_repl_args a = {.argc = argc, .argv = argv};
-    if (parse_args(&a) != 0)
-        return 1;
+    if (parse_args(&a) != 0) return 1;
     if (a.flags & HAS_V) {
         puts(ND_REPL_VERSION);
         fflush(stdout);
