@@ -5,6 +5,7 @@
 BUILD=${BUILD:-build}
 SPECS=${SPECS:-tests/spec}
 export ND_BUILD="$BUILD"
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
 pass=0
 fail=0
 tmp=$(mktemp -d)

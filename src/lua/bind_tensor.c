@@ -775,6 +775,8 @@ void nd_lua_open_linalg(lua_State *L) __attribute__((weak));
 void nd_lua_open_nn(lua_State *L) __attribute__((weak));
 void nd_lua_open_data(lua_State *L) __attribute__((weak));
 void nd_lua_open_cuda(lua_State *L) __attribute__((weak));
+void nd_lua_open_deconv(lua_State *L) __attribute__((weak));
+void nd_lua_open_serialize(lua_State *L) __attribute__((weak));
 
 int luaopen_nd_core(lua_State *L)
 {
@@ -794,6 +796,8 @@ int luaopen_nd_core(lua_State *L)
     if (nd_lua_open_nn) nd_lua_open_nn(L);
     if (nd_lua_open_data) nd_lua_open_data(L);
     if (nd_lua_open_cuda) nd_lua_open_cuda(L);
+    if (nd_lua_open_deconv) nd_lua_open_deconv(L);
+    if (nd_lua_open_serialize) nd_lua_open_serialize(L);
     lua_pushboolean(L, nd_lua_open_cuda != NULL);
     lua_setfield(L, -2, "has_cuda");
     return 1;

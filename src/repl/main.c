@@ -273,8 +273,20 @@ static int protected_main(lua_State *L)
     return 0;
 }
 
+/* OpenMP threads that spin after a parallel loop steal the cores from the OpenBLAS call that
+ * follows. libgomp reads OMP_WAIT_POLICY when it loads, before main: when the user has not set
+ * it, set it to passive and re-execute once. */
+static void nd_repl_passive_omp(char **argv)
+{
+    if (getenv("OMP_WAIT_POLICY")) return;
+    setenv("OMP_WAIT_POLICY", "passive", 1);
+    execv("/proc/self/exe", argv);
+    /* exec failed: carry on with the default policy */
+}
+
 int main(int argc, char **argv)
 {
+    nd_repl_passive_omp(argv);
     nd_repl_args a = {.argc = argc, .argv = argv};
     if (parse_args(&a) != 0) return 1;
     if (a.flags & HAS_V) {

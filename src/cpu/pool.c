@@ -1,0 +1,337 @@
+/* 2-d pooling on the CPU: max (with saved indices), average (count_include_pad, ceil mode) and
+ * adaptive average; forward and backward. Every plane (n, c) is independent: the loops run in
+ * parallel over planes. Shapes and conventions: nd_cpu_nn.h.
+ *
+ * The typed kernels (float, double) sit between #ifdef ND_T and #else: this file includes
+ * itself once per element type. */
+#ifdef ND_T
+
+static void ND_F(maxpool_fwd)(ND_T *out, int64_t *ind, const ND_T *x, const nd_pool_geom *g)
+{
+    const int64_t HW = g->H * g->W, OHW = g->OH * g->OW;
+#pragma omp parallel for schedule(static) if (g->planes * OHW * g->kh * g->kw > 32768)
+    for (int64_t pl = 0; pl < g->planes; pl++) {
+        const ND_T *xp = x + pl * HW;
+        ND_T *op = out + pl * OHW;
+        int64_t *ip = ind + pl * OHW;
+        for (int64_t oh = 0; oh < g->OH; oh++) {
+            int64_t h0 = oh * g->sh - g->ph, h1 = h0 + g->kh;
+            if (h0 < 0) h0 = 0;
+            if (h1 > g->H) h1 = g->H;
+            for (int64_t ow = 0; ow < g->OW; ow++) {
+                int64_t w0 = ow * g->sw - g->pw, w1 = w0 + g->kw;
+                if (w0 < 0) w0 = 0;
+                if (w1 > g->W) w1 = g->W;
+                int64_t best = h0 * g->W + w0;
+                ND_T bv = xp[best];
+                for (int64_t h = h0; h < h1; h++)
+                    for (int64_t w = w0; w < w1; w++) {
+                        ND_T v = xp[h * g->W + w];
+                        if (v > bv || (v != v && bv == bv)) {
+                            bv = v;
+                            best = h * g->W + w;
+                        }
+                    }
+                op[oh * g->OW + ow] = bv;
+                ip[oh * g->OW + ow] = best;
+            }
+        }
+    }
+}
+
+static void ND_F(maxpool_bwd)(ND_T *gi, const ND_T *go, const int64_t *ind, const nd_pool_geom *g)
+{
+    const int64_t HW = g->H * g->W, OHW = g->OH * g->OW;
+#pragma omp parallel for schedule(static) if (g->planes * (HW + OHW) > 32768)
+    for (int64_t pl = 0; pl < g->planes; pl++) {
+        ND_T *gp = gi + pl * HW;
+        memset(gp, 0, sizeof(ND_T) * (size_t)HW);
+        for (int64_t i = 0; i < OHW; i++) gp[ind[pl * OHW + i]] += go[pl * OHW + i];
+    }
+}
+
+/* The window of output (oh, ow) clipped to the image, and its divisor. */
+static inline void ND_F(avg_window)(const nd_pool_geom *g, int64_t oh, int64_t ow, int64_t *h0, int64_t *h1,
+                                    int64_t *w0, int64_t *w1, ND_T *div)
+{
+    int64_t a = oh * g->sh - g->ph, b = a + g->kh, c = ow * g->sw - g->pw, d = c + g->kw;
+    if (b > g->H + g->ph) b = g->H + g->ph;
+    if (d > g->W + g->pw) d = g->W + g->pw;
+    int64_t padded = (b - a) * (d - c);
+    if (a < 0) a = 0;
+    if (c < 0) c = 0;
+    if (b > g->H) b = g->H;
+    if (d > g->W) d = g->W;
+    *h0 = a, *h1 = b, *w0 = c, *w1 = d;
+    *div = (ND_T)(g->count_include_pad ? padded : (b - a) * (d - c));
+}
+
+static void ND_F(avgpool_fwd)(ND_T *out, const ND_T *x, const nd_pool_geom *g)
+{
+    const int64_t HW = g->H * g->W, OHW = g->OH * g->OW;
+#pragma omp parallel for schedule(static) if (g->planes * OHW * g->kh * g->kw > 32768)
+    for (int64_t pl = 0; pl < g->planes; pl++) {
+        const ND_T *xp = x + pl * HW;
+        for (int64_t oh = 0; oh < g->OH; oh++)
+            for (int64_t ow = 0; ow < g->OW; ow++) {
+                int64_t h0, h1, w0, w1;
+                ND_T div, s = 0;
+                ND_F(avg_window)(g, oh, ow, &h0, &h1, &w0, &w1, &div);
+                for (int64_t h = h0; h < h1; h++)
+                    for (int64_t w = w0; w < w1; w++) s += xp[h * g->W + w];
+                out[pl * OHW + oh * g->OW + ow] = div > 0 ? s / div : (ND_T)0;
+            }
+    }
+}
+
+static void ND_F(avgpool_bwd)(ND_T *gi, const ND_T *go, const nd_pool_geom *g)
+{
+    const int64_t HW = g->H * g->W, OHW = g->OH * g->OW;
+#pragma omp parallel for schedule(static) if (g->planes * OHW * g->kh * g->kw > 32768)
+    for (int64_t pl = 0; pl < g->planes; pl++) {
+        ND_T *gp = gi + pl * HW;
+        memset(gp, 0, sizeof(ND_T) * (size_t)HW);
+        for (int64_t oh = 0; oh < g->OH; oh++)
+            for (int64_t ow = 0; ow < g->OW; ow++) {
+                int64_t h0, h1, w0, w1;
+                ND_T div;
+                ND_F(avg_window)(g, oh, ow, &h0, &h1, &w0, &w1, &div);
+                if (div <= 0) continue;
+                ND_T v = go[pl * OHW + oh * g->OW + ow] / div;
+                for (int64_t h = h0; h < h1; h++)
+                    for (int64_t w = w0; w < w1; w++) gp[h * g->W + w] += v;
+            }
+    }
+}
+
+/* Adaptive bins: [floor(i*H/OH), ceil((i+1)*H/OH)). backward != 0 spreads go instead. */
+static void ND_F(adaptive_avg)(ND_T *out, const ND_T *x, const nd_pool_geom *g, int backward)
+{
+    const int64_t HW = g->H * g->W, OHW = g->OH * g->OW;
+#pragma omp parallel for schedule(static) if (g->planes * HW > 32768)
+    for (int64_t pl = 0; pl < g->planes; pl++) {
+        if (backward) memset(out + pl * HW, 0, sizeof(ND_T) * (size_t)HW);
+        for (int64_t oh = 0; oh < g->OH; oh++) {
+            int64_t h0 = oh * g->H / g->OH, h1 = ((oh + 1) * g->H + g->OH - 1) / g->OH;
+            for (int64_t ow = 0; ow < g->OW; ow++) {
+                int64_t w0 = ow * g->W / g->OW, w1 = ((ow + 1) * g->W + g->OW - 1) / g->OW;
+                ND_T div = (ND_T)((h1 - h0) * (w1 - w0));
+                if (backward) {
+                    ND_T v = x[pl * OHW + oh * g->OW + ow] / div;
+                    for (int64_t h = h0; h < h1; h++)
+                        for (int64_t w = w0; w < w1; w++) out[pl * HW + h * g->W + w] += v;
+                } else {
+                    ND_T s = 0;
+                    for (int64_t h = h0; h < h1; h++)
+                        for (int64_t w = w0; w < w1; w++) s += x[pl * HW + h * g->W + w];
+                    out[pl * OHW + oh * g->OW + ow] = s / div;
+                }
+            }
+        }
+    }
+}
+
+#else /* ---------------------------------------------------------------------------------- */
+
+#include <string.h>
+
+#include "nd_cpu_nn.h"
+
+typedef struct nd_pool_geom {
+    int64_t planes, H, W, OH, OW;
+    int64_t kh, kw, sh, sw, ph, pw;
+    int count_include_pad;
+} nd_pool_geom;
+
+#define ND_T float
+#define ND_F(name) nd_pool_##name##_f32
+#include "pool.c"
+#undef ND_T
+#undef ND_F
+#define ND_T double
+#define ND_F(name) nd_pool_##name##_f64
+#include "pool.c"
+#undef ND_T
+#undef ND_F
+
+int64_t nd_pool_out_size(int64_t in, int64_t k, int64_t s, int64_t p, int ceil_mode)
+{
+    int64_t span = in + 2 * p - k;
+    if (span < 0 || s < 1) return 0;
+    int64_t out = (ceil_mode ? (span + s - 1) / s : span / s) + 1;
+    if (ceil_mode && (out - 1) * s >= in + p) out--;
+    return out;
+}
+
+/* Validates an image (3-d or 4-d) and the parameters; fills g (OH, OW from the parameters, or
+ * from `out` for adaptive pooling when p == NULL). */
+static nd_status nd_pool_geom_of(const char *op, nd_pool_geom *g, const nd_tensor *image, const char *what,
+                                 const nd_pool2d_params *p)
+{
+    char s[ND_SHAPE_STR_MAX];
+    ND_TRY(nd_nn_check_float(op, what, image, -1));
+    if (image->ndim != 3 && image->ndim != 4)
+        return ND_ERROR(ND_ERR_SHAPE, "%s: expected a 3-d (C,H,W) or 4-d (N,C,H,W) %s, got %s", op, what,
+                        nd_tensor_shape_str(image, s, sizeof s));
+    int b = image->ndim == 4;
+    g->planes = (b ? image->size[0] : 1) * image->size[b];
+    g->H = image->size[b + 1];
+    g->W = image->size[b + 2];
+    g->OH = g->OW = 0;
+    g->kh = g->kw = g->sh = g->sw = 1;
+    g->ph = g->pw = 0;
+    g->count_include_pad = 1;
+    if (!p) return ND_OK;
+    if (p->kh < 1 || p->kw < 1 || p->sh < 1 || p->sw < 1 || p->ph < 0 || p->pw < 0)
+        return ND_ERROR(ND_ERR_ARG, "%s: invalid kernel %lldx%lld, stride %lldx%lld or padding %lldx%lld", op,
+                        (long long)p->kh, (long long)p->kw, (long long)p->sh, (long long)p->sw, (long long)p->ph,
+                        (long long)p->pw);
+    if (2 * p->ph > p->kh || 2 * p->pw > p->kw)
+        return ND_ERROR(ND_ERR_ARG, "%s: padding %lldx%lld must be at most half the kernel %lldx%lld", op,
+                        (long long)p->ph, (long long)p->pw, (long long)p->kh, (long long)p->kw);
+    g->kh = p->kh, g->kw = p->kw, g->sh = p->sh, g->sw = p->sw, g->ph = p->ph, g->pw = p->pw;
+    g->count_include_pad = p->count_include_pad;
+    g->OH = nd_pool_out_size(g->H, p->kh, p->sh, p->ph, p->ceil_mode);
+    g->OW = nd_pool_out_size(g->W, p->kw, p->sw, p->pw, p->ceil_mode);
+    if (g->OH < 1 || g->OW < 1)
+        return ND_ERROR(ND_ERR_SHAPE, "%s: %s %s is too small for kernel %lldx%lld (padding %lldx%lld)", op, what,
+                        nd_tensor_shape_str(image, s, sizeof s), (long long)p->kh, (long long)p->kw, (long long)p->ph,
+                        (long long)p->pw);
+    return ND_OK;
+}
+
+/* The pooled shape of an image-shaped tensor. */
+static void nd_pool_out_shape(const nd_tensor *image, const nd_pool_geom *g, int64_t *size)
+{
+    for (int d = 0; d < image->ndim - 2; d++) size[d] = image->size[d];
+    size[image->ndim - 2] = g->OH;
+    size[image->ndim - 1] = g->OW;
+}
+
+nd_status nd_maxpool2d_forward_cpu(nd_tensor *out, nd_tensor *indices, const nd_tensor *input,
+                                   const nd_pool2d_params *p)
+{
+    const char *op = "maxpool2d";
+    nd_pool_geom g;
+    int64_t size[4];
+    ND_TRY(nd_pool_geom_of(op, &g, input, "input", p));
+    nd_pool_out_shape(input, &g, size);
+    ND_TRY(nd_nn_check_out(op, "output", out, input->dtype, input->ndim, size, 1));
+    ND_TRY(nd_nn_check_out(op, "indices", indices, ND_DTYPE_I64, input->ndim, size, 1));
+    nd_tensor x;
+    ND_TRY(nd_tensor_contiguous(&x, input));
+    if (x.dtype == ND_DTYPE_F32) nd_pool_maxpool_fwd_f32(nd_tensor_data(out), nd_tensor_data(indices), nd_tensor_data(&x), &g);
+    else nd_pool_maxpool_fwd_f64(nd_tensor_data(out), nd_tensor_data(indices), nd_tensor_data(&x), &g);
+    nd_tensor_release(&x);
+    return ND_OK;
+}
+
+nd_status nd_maxpool2d_backward_cpu(nd_tensor *grad_input, const nd_tensor *grad_output, const nd_tensor *indices,
+                                    const nd_pool2d_params *p)
+{
+    const char *op = "maxpool2d backward";
+    nd_pool_geom g;
+    int64_t size[4];
+    ND_TRY(nd_pool_geom_of(op, &g, grad_input, "grad_input", p));
+    ND_TRY(nd_nn_check_out(op, "grad_input", grad_input, grad_input->dtype, grad_input->ndim, grad_input->size, 1));
+    nd_pool_out_shape(grad_input, &g, size);
+    ND_TRY(nd_nn_check_out(op, "grad_output", grad_output, grad_input->dtype, grad_input->ndim, size, 0));
+    ND_TRY(nd_nn_check_out(op, "indices", indices, ND_DTYPE_I64, grad_input->ndim, size, 0));
+    nd_tensor go, ind;
+    ND_TRY(nd_tensor_contiguous(&go, grad_output));
+    nd_status st = nd_tensor_contiguous(&ind, indices);
+    if (st == ND_OK) {
+        const int64_t *ip = nd_tensor_data(&ind), n = nd_tensor_numel(&ind), HW = g.H * g.W;
+        for (int64_t i = 0; i < n && st == ND_OK; i++)
+            if (ip[i] < 0 || ip[i] >= HW)
+                st = ND_ERROR(ND_ERR_INDEX, "%s: index %lld out of range for %lldx%lld planes", op,
+                              (long long)ip[i], (long long)g.H, (long long)g.W);
+        if (st == ND_OK) {
+            if (go.dtype == ND_DTYPE_F32) nd_pool_maxpool_bwd_f32(nd_tensor_data(grad_input), nd_tensor_data(&go), ip, &g);
+            else nd_pool_maxpool_bwd_f64(nd_tensor_data(grad_input), nd_tensor_data(&go), ip, &g);
+        }
+        nd_tensor_release(&ind);
+    }
+    nd_tensor_release(&go);
+    return st;
+}
+
+nd_status nd_avgpool2d_forward_cpu(nd_tensor *out, const nd_tensor *input, const nd_pool2d_params *p)
+{
+    const char *op = "avgpool2d";
+    nd_pool_geom g;
+    int64_t size[4];
+    ND_TRY(nd_pool_geom_of(op, &g, input, "input", p));
+    nd_pool_out_shape(input, &g, size);
+    ND_TRY(nd_nn_check_out(op, "output", out, input->dtype, input->ndim, size, 1));
+    nd_tensor x;
+    ND_TRY(nd_tensor_contiguous(&x, input));
+    if (x.dtype == ND_DTYPE_F32) nd_pool_avgpool_fwd_f32(nd_tensor_data(out), nd_tensor_data(&x), &g);
+    else nd_pool_avgpool_fwd_f64(nd_tensor_data(out), nd_tensor_data(&x), &g);
+    nd_tensor_release(&x);
+    return ND_OK;
+}
+
+nd_status nd_avgpool2d_backward_cpu(nd_tensor *grad_input, const nd_tensor *grad_output, const nd_pool2d_params *p)
+{
+    const char *op = "avgpool2d backward";
+    nd_pool_geom g;
+    int64_t size[4];
+    ND_TRY(nd_pool_geom_of(op, &g, grad_input, "grad_input", p));
+    ND_TRY(nd_nn_check_out(op, "grad_input", grad_input, grad_input->dtype, grad_input->ndim, grad_input->size, 1));
+    nd_pool_out_shape(grad_input, &g, size);
+    ND_TRY(nd_nn_check_out(op, "grad_output", grad_output, grad_input->dtype, grad_input->ndim, size, 0));
+    nd_tensor go;
+    ND_TRY(nd_tensor_contiguous(&go, grad_output));
+    if (go.dtype == ND_DTYPE_F32) nd_pool_avgpool_bwd_f32(nd_tensor_data(grad_input), nd_tensor_data(&go), &g);
+    else nd_pool_avgpool_bwd_f64(nd_tensor_data(grad_input), nd_tensor_data(&go), &g);
+    nd_tensor_release(&go);
+    return ND_OK;
+}
+
+/* Adaptive pooling: the output size comes from out (or grad_output). */
+static nd_status nd_pool_adaptive_geom(const char *op, nd_pool_geom *g, const nd_tensor *image, const char *what,
+                                       const nd_tensor *pooled, const char *pooled_what)
+{
+    char a[ND_SHAPE_STR_MAX], b[ND_SHAPE_STR_MAX];
+    ND_TRY(nd_pool_geom_of(op, g, image, what, NULL));
+    int ok = pooled->ndim == image->ndim;
+    for (int d = 0; ok && d < image->ndim - 2; d++) ok = pooled->size[d] == image->size[d];
+    if (!ok || pooled->size[image->ndim - 2] < 1 || pooled->size[image->ndim - 1] < 1)
+        return ND_ERROR(ND_ERR_SHAPE, "%s: %s %s does not fit %s %s", op, pooled_what,
+                        nd_tensor_shape_str(pooled, a, sizeof a), what, nd_tensor_shape_str(image, b, sizeof b));
+    g->OH = pooled->size[image->ndim - 2];
+    g->OW = pooled->size[image->ndim - 1];
+    return ND_OK;
+}
+
+nd_status nd_adaptive_avgpool2d_forward_cpu(nd_tensor *out, const nd_tensor *input)
+{
+    const char *op = "adaptive_avgpool2d";
+    nd_pool_geom g;
+    ND_TRY(nd_pool_adaptive_geom(op, &g, input, "input", out, "output"));
+    ND_TRY(nd_nn_check_out(op, "output", out, input->dtype, out->ndim, out->size, 1));
+    nd_tensor x;
+    ND_TRY(nd_tensor_contiguous(&x, input));
+    if (x.dtype == ND_DTYPE_F32) nd_pool_adaptive_avg_f32(nd_tensor_data(out), nd_tensor_data(&x), &g, 0);
+    else nd_pool_adaptive_avg_f64(nd_tensor_data(out), nd_tensor_data(&x), &g, 0);
+    nd_tensor_release(&x);
+    return ND_OK;
+}
+
+nd_status nd_adaptive_avgpool2d_backward_cpu(nd_tensor *grad_input, const nd_tensor *grad_output)
+{
+    const char *op = "adaptive_avgpool2d backward";
+    nd_pool_geom g;
+    ND_TRY(nd_pool_adaptive_geom(op, &g, grad_input, "grad_input", grad_output, "grad_output"));
+    ND_TRY(nd_nn_check_out(op, "grad_input", grad_input, grad_input->dtype, grad_input->ndim, grad_input->size, 1));
+    ND_TRY(nd_nn_check_float(op, "grad_output", grad_output, (int)grad_input->dtype));
+    nd_tensor go;
+    ND_TRY(nd_tensor_contiguous(&go, grad_output));
+    if (go.dtype == ND_DTYPE_F32) nd_pool_adaptive_avg_f32(nd_tensor_data(grad_input), nd_tensor_data(&go), &g, 1);
+    else nd_pool_adaptive_avg_f64(nd_tensor_data(grad_input), nd_tensor_data(&go), &g, 1);
+    nd_tensor_release(&go);
+    return ND_OK;
+}
+
+#endif
