@@ -101,8 +101,9 @@ return function(nd, Tensor, core)
   end
   if nd.Size then register('nd.Size', nd.Size) end
 
-  -- nd.class(name [, parent]) -> class, parent class.
-  function nd.class(name, parent)
+  -- nd.class(name [, parent [, package]]) -> class, parent class. With a package table (Torch7's
+  -- third argument) the class is also stored there under the last part of its name.
+  function nd.class(name, parent, package_)
     if type(name) ~= 'string' or name == '' then
       error('nd.class: expected a class name, got ' .. type(name), 2)
     end
@@ -133,6 +134,7 @@ return function(nd, Tensor, core)
       __tostring = function() return 'class ' .. name end,
     })
     register(name, c, p)
+    if type(package_) == 'table' then package_[name:match('([^.]+)$')] = c end
     return c, p
   end
 

@@ -25,7 +25,7 @@ function Criterion:float() return self:type('nd.FloatTensor') end
 function Criterion:double() return self:type('nd.DoubleTensor') end
 function Criterion:cuda() return self:type('nd.CudaTensor') end
 function Criterion:clearState() self.gradInput = self.gradInput:new(); return self end
-function Criterion:__call__(input, target) return self:forward(input, target) end
+function Criterion:__call(input, target) return self:forward(input, target) end
 function Criterion:__tostring__() return nd.typename(self) end
 
 return Criterion

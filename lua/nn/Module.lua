@@ -198,7 +198,7 @@ function Module:getParameters()
 end
 
 -- m(input) runs forward; m(input, gradOutput) runs forward then backward.
-function Module:__call__(input, gradOutput)
+function Module:__call(input, gradOutput)
   self:forward(input)
   if gradOutput then
     self:backward(input, gradOutput)

@@ -20,9 +20,11 @@ static void ND_F(permute)(ND_T *Xt, ND_T *x, const nd_cd_dims *d, int back)
         const int64_t n = nc / d->c, ch = nc % d->c, r = ch / cb, j = ch % cb;
         ND_T *img = x + (n * C + ch) * HW, *row = Xt + ((j * N + n) * HW) * B + r;
         if (back)
-            for (int64_t p = 0; p < HW; p++) img[p] = row[p * B];
+            for (int64_t p = 0; p < HW; p++)
+                img[p] = row[p * B];
         else
-            for (int64_t p = 0; p < HW; p++) row[p * B] = img[p];
+            for (int64_t p = 0; p < HW; p++)
+                row[p * B] = img[p];
     }
 }
 
@@ -34,7 +36,8 @@ static void ND_F(moments)(ND_T *mean1, ND_T *cov, const ND_T *Xt, const nd_cd_di
     double *sum = acc + B * B;
     memset(acc, 0, sizeof(double) * (size_t)(B * B + B));
     for (int64_t r = 0; r < d->ns; r++)
-        for (int64_t a = 0; a < B; a++) sum[a] += Xt[r * ld + a];
+        for (int64_t a = 0; a < B; a++)
+            sum[a] += Xt[r * ld + a];
     for (int64_t r0 = 0; r0 < d->ns; r0 += chunk) {
         const int64_t R = d->ns - r0 < chunk ? d->ns - r0 : chunk;
         if (sizeof(ND_T) == sizeof(double)) {
@@ -43,7 +46,8 @@ static void ND_F(moments)(ND_T *mean1, ND_T *cov, const ND_T *Xt, const nd_cd_di
         } else {
             ND_SYRK(CblasRowMajor, CblasUpper, CblasTrans, (int)B, (int)R, 1, Xt + r0 * ld, (int)ld, 0, tmp, (int)B);
             for (int64_t a = 0; a < B; a++)
-                for (int64_t b = a; b < B; b++) acc[a * B + b] += tmp[a * B + b];
+                for (int64_t b = a; b < B; b++)
+                    acc[a * B + b] += tmp[a * B + b];
         }
     }
     for (int64_t a = 0; a < B; a++) {
@@ -59,7 +63,8 @@ static void ND_F(center)(ND_T *Xt, const ND_T *mean1, const nd_cd_dims *d)
     const int64_t B = d->B, rows = d->ncol;
 #pragma omp parallel for schedule(static) if (rows * B > 65536)
     for (int64_t t = 0; t < rows; t++)
-        for (int64_t a = 0; a < B; a++) Xt[t * B + a] -= mean1[a];
+        for (int64_t a = 0; a < B; a++)
+            Xt[t * B + a] -= mean1[a];
 }
 
 /* Xt -= mean1, then Yt = Xt D^T. */
@@ -79,12 +84,14 @@ static void ND_F(left_stats)(double *mean2, double *var2, const ND_T *x, const n
     double sum = 0, sq = 0;
     for (int64_t n = 0; n < d->N; n++) {
         const ND_T *p = x + (n * d->C + d->c) * d->HW;
-        for (int64_t t = 0; t < L; t += d->ss) sum += p[t];
+        for (int64_t t = 0; t < L; t += d->ss)
+            sum += p[t];
     }
     const double m = sum / (double)d->ns2;
     for (int64_t n = 0; n < d->N; n++) {
         const ND_T *p = x + (n * d->C + d->c) * d->HW;
-        for (int64_t t = 0; t < L; t += d->ss) sq += ((double)p[t] - m) * ((double)p[t] - m);
+        for (int64_t t = 0; t < L; t += d->ss)
+            sq += ((double)p[t] - m) * ((double)p[t] - m);
     }
     *mean2 = m;
     *var2 = sq / (double)(d->ns2 - 1);
@@ -96,7 +103,8 @@ static void ND_F(left_apply)(ND_T *y, const ND_T *x, double mean2, double var2, 
     const double inv = 1.0 / sqrt(var2 + eps);
     for (int64_t n = 0; n < d->N; n++) {
         const int64_t o = (n * d->C + d->c) * d->HW;
-        for (int64_t t = 0; t < L; t++) y[o + t] = (ND_T)(((double)x[o + t] - mean2) * inv);
+        for (int64_t t = 0; t < L; t++)
+            y[o + t] = (ND_T)(((double)x[o + t] - mean2) * inv);
     }
 }
 
@@ -118,7 +126,8 @@ static void ND_F(left_backward)(ND_T *gx, const ND_T *gy, const ND_T *x, double 
     const double cm = gm / (double)d->ns2, cv = 2.0 * gv / (double)(d->ns2 - 1);
     for (int64_t n = 0; n < d->N; n++) {
         const int64_t o = (n * d->C + d->c) * d->HW;
-        for (int64_t t = 0; t < L; t += d->ss) gx[o + t] = (ND_T)(gx[o + t] + cm + cv * ((double)x[o + t] - mean2));
+        for (int64_t t = 0; t < L; t += d->ss)
+            gx[o + t] = (ND_T)(gx[o + t] + cm + cv * ((double)x[o + t] - mean2));
     }
 }
 
@@ -141,19 +150,23 @@ static void ND_F(back_cov)(ND_T *GXt, const ND_T *Xs, const ND_T *GA, ND_T *S, N
     const int64_t B = d->B, ns = d->ns, ld = d->ss * B;
     memset(gm, 0, sizeof(double) * (size_t)B);
     for (int64_t t = 0; t < d->ncol; t++) /* Gmean1 = -sum of GXc over all columns */
-        for (int64_t a = 0; a < B; a++) gm[a] -= GXt[t * B + a];
+        for (int64_t a = 0; a < B; a++)
+            gm[a] -= GXt[t * B + a];
     for (int64_t a = 0; a < B; a++)
-        for (int64_t b = 0; b < B; b++) S[a * B + b] = (ND_T)(((double)GA[a * B + b] + GA[b * B + a]) / (double)ns);
+        for (int64_t b = 0; b < B; b++)
+            S[a * B + b] = (ND_T)(((double)GA[a * B + b] + GA[b * B + a]) / (double)ns);
     ND_GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)ns, (int)B, (int)B, 1, Xs, (int)B, S, (int)B, 0, GXs,
             (int)B);
     for (int64_t r = 0; r < ns; r++)
-        for (int64_t a = 0; a < B; a++) GXt[r * ld + a] += (ND_T)(GXs[r * B + a] + gm[a] / (double)ns);
+        for (int64_t a = 0; a < B; a++)
+            GXt[r * ld + a] += (ND_T)(GXs[r * B + a] + gm[a] / (double)ns);
 }
 
 /* Xs (ns x B) = the sampled rows of Xt. */
 static void ND_F(sampled)(ND_T *Xs, const ND_T *Xt, const nd_cd_dims *d)
 {
-    for (int64_t r = 0; r < d->ns; r++) memcpy(Xs + r * d->B, Xt + r * d->ss * d->B, sizeof(ND_T) * (size_t)d->B);
+    for (int64_t r = 0; r < d->ns; r++)
+        memcpy(Xs + r * d->B, Xt + r * d->ss * d->B, sizeof(ND_T) * (size_t)d->B);
 }
 
 #else /* ---- untyped part ---- */
@@ -248,18 +261,19 @@ static void nd_cd_apply_(void *y, const void *x, void *Xt, void *Yt, const nd_te
     if (d->c < d->C) ND_CD_CALL(dt, left_apply, (y, x, mean2, var2, eps, d));
 }
 
-nd_status nd_channel_deconv_forward_cpu(nd_tensor *y, nd_tensor *mean1, nd_tensor *D, nd_tensor *cov,
-                                        nd_tensor *saved, double *mean2, double *var2, const nd_tensor *x,
-                                        int64_t B, double eps, int iters, int64_t s)
+nd_status nd_channel_deconv_forward_cpu(nd_tensor *y, nd_tensor *mean1, nd_tensor *D, nd_tensor *cov, nd_tensor *saved,
+                                        double *mean2, double *var2, const nd_tensor *x, int64_t B, double eps,
+                                        int iters, int64_t s)
 {
     const char *op = "channel_deconv";
     nd_cd_dims d;
     char sh[ND_SHAPE_STR_MAX];
     ND_TRY(nd_cd_dims_of(op, &d, x, B, s));
     if (d.c < d.C && d.ns2 < 2)
-        return ND_ERROR(ND_ERR_SHAPE, "%s: the %lld leftover channels of input %s give %lld sampled values (need 2 for "
-                        "the unbiased variance)", op, (long long)(d.C - d.c), nd_tensor_shape_str(x, sh, sizeof sh),
-                        (long long)d.ns2);
+        return ND_ERROR(ND_ERR_SHAPE,
+                        "%s: the %lld leftover channels of input %s give %lld sampled values (need 2 for "
+                        "the unbiased variance)",
+                        op, (long long)(d.C - d.c), nd_tensor_shape_str(x, sh, sizeof sh), (long long)d.ns2);
     const nd_dtype dt = x->dtype;
     int64_t bs[1] = {B}, bb[2] = {B, B};
     ND_TRY(nd_deconv_prepare_out_(op, "y", y, dt, x->ndim, x->size));
@@ -309,7 +323,8 @@ nd_status nd_channel_deconv_apply_cpu(nd_tensor *y, const nd_tensor *x, const nd
     nd_tensor t[3];
     int n = 0;
     nd_status st = ND_OK;
-    for (; n < 3 && st == ND_OK; n++) st = nd_tensor_contiguous(&t[n], src[n]);
+    for (; n < 3 && st == ND_OK; n++)
+        st = nd_tensor_contiguous(&t[n], src[n]);
     if (st != ND_OK) n--;
     nd_cd_work w = {0};
     if (st == ND_OK && !nd_cd_work_alloc(&w, &d, nd_dtype_size(x->dtype)))
@@ -320,14 +335,14 @@ nd_status nd_channel_deconv_apply_cpu(nd_tensor *y, const nd_tensor *x, const nd
                      x->dtype);
     }
     nd_cd_work_free(&w);
-    for (int i = 0; i < n; i++) nd_tensor_release(&t[i]);
+    for (int i = 0; i < n; i++)
+        nd_tensor_release(&t[i]);
     return st;
 }
 
-nd_status nd_channel_deconv_backward_cpu(nd_tensor *gx, const nd_tensor *gy, const nd_tensor *x,
-                                         const nd_tensor *mean1, const nd_tensor *D, const nd_tensor *cov,
-                                         const nd_tensor *saved, double mean2, double var2, int64_t B, double eps,
-                                         int iters, int64_t s)
+nd_status nd_channel_deconv_backward_cpu(nd_tensor *gx, const nd_tensor *gy, const nd_tensor *x, const nd_tensor *mean1,
+                                         const nd_tensor *D, const nd_tensor *cov, const nd_tensor *saved, double mean2,
+                                         double var2, int64_t B, double eps, int iters, int64_t s)
 {
     const char *op = "channel_deconv_backward";
     nd_cd_dims d;
@@ -350,7 +365,8 @@ nd_status nd_channel_deconv_backward_cpu(nd_tensor *gx, const nd_tensor *gy, con
     nd_tensor_init_empty(&GA, dt);
     int n = 0;
     nd_status st = ND_OK;
-    for (; n < 4 && st == ND_OK; n++) st = nd_tensor_contiguous(&t[n], src[n]);
+    for (; n < 4 && st == ND_OK; n++)
+        st = nd_tensor_contiguous(&t[n], src[n]);
     if (st != ND_OK) n--;
     const size_t es = nd_dtype_size(dt);
     nd_cd_work w = {0};
@@ -385,7 +401,8 @@ nd_status nd_channel_deconv_backward_cpu(nd_tensor *gx, const nd_tensor *gy, con
     nd_cd_work_free(&w);
     nd_tensor_release(&GD);
     nd_tensor_release(&GA);
-    for (int i = 0; i < n; i++) nd_tensor_release(&t[i]);
+    for (int i = 0; i < n; i++)
+        nd_tensor_release(&t[i]);
     return st;
 }
 

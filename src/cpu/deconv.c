@@ -24,7 +24,8 @@ static void ND_F(im2col)(ND_T *X, const ND_T *x, const nd_deconv_dims *d, const 
             const int64_t t = r * ss, n = t / HW, pix = t % HW;
             ND_T *dst = X + r * K;
             const ND_T *src = x + n * C * HW + pix;
-            for (int64_t c = 0; c < C; c++) dst[off[c]] = src[c * HW];
+            for (int64_t c = 0; c < C; c++)
+                dst[off[c]] = src[c * HW];
         }
         return;
     }
@@ -58,7 +59,8 @@ static void ND_F(col2im_add)(ND_T *Gx, const ND_T *GX, const nd_deconv_dims *d, 
             const int64_t t = r * ss, n = t / HW, pix = t % HW;
             const ND_T *src = GX + r * K;
             ND_T *dst = Gx + n * C * HW + pix;
-            for (int64_t c = 0; c < C; c++) dst[c * HW] += src[off[c]];
+            for (int64_t c = 0; c < C; c++)
+                dst[c * HW] += src[off[c]];
         }
         return;
     }
@@ -86,24 +88,30 @@ static void ND_F(col2im_add)(ND_T *Gx, const ND_T *GX, const nd_deconv_dims *d, 
 
 /* ---- statistics; X contiguous (M, cols = ng*F) ---- */
 
-/* Column sums of rows [0, M) with stride ld (in elements) between rows, into sum (double, cols). */
-static void ND_F(colsum)(double *sum, const ND_T *X, int64_t M, int64_t ld, int64_t cols)
+/* Column sums of rows [0, M) with stride ld (in elements) between rows, into sum (double, cols):
+ * one partial sum per thread over a static split of the rows, added in thread order, so the
+ * result does not change from run to run. Returns 0, or -1 when out of memory. */
+static int ND_F(colsum)(double *sum, const ND_T *X, int64_t M, int64_t ld, int64_t cols)
 {
-    memset(sum, 0, sizeof(double) * (size_t)cols);
-#pragma omp parallel if (M * cols > 65536)
+    const int nt = M * cols > 65536 ? omp_get_max_threads() : 1;
+    double *part = (double *)calloc((size_t)(nt * cols), sizeof(double));
+    if (!part) return -1;
+#pragma omp parallel num_threads(nt)
     {
-        double *loc = (double *)calloc((size_t)cols, sizeof(double));
-        if (loc) {
-#pragma omp for schedule(static) nowait
-            for (int64_t r = 0; r < M; r++) {
-                const ND_T *row = X + r * ld;
-                for (int64_t c = 0; c < cols; c++) loc[c] += row[c];
-            }
-#pragma omp critical(nd_deconv_colsum)
-            for (int64_t c = 0; c < cols; c++) sum[c] += loc[c];
-            free(loc);
+        double *loc = part + (int64_t)omp_get_thread_num() * cols;
+#pragma omp for schedule(static)
+        for (int64_t r = 0; r < M; r++) {
+            const ND_T *row = X + r * ld;
+            for (int64_t c = 0; c < cols; c++)
+                loc[c] += row[c];
         }
     }
+    memset(sum, 0, sizeof(double) * (size_t)cols);
+    for (int t = 0; t < nt; t++)
+        for (int64_t c = 0; c < cols; c++)
+            sum[c] += part[t * cols + c];
+    free(part);
+    return 0;
 }
 
 /* acc (F x F, double, upper triangle) += A^T A for A (R x F, row stride lda); tmp: F*F scratch. */
@@ -116,7 +124,8 @@ static void ND_F(gram_acc)(double *acc, const ND_T *A, int64_t R, int64_t lda, i
     }
     ND_SYRK(CblasRowMajor, CblasUpper, CblasTrans, (int)F, (int)R, 1, A, (int)lda, 0, tmp, (int)F);
     for (int64_t a = 0; a < F; a++)
-        for (int64_t b = a; b < F; b++) acc[a * F + b] += tmp[a * F + b];
+        for (int64_t b = a; b < F; b++)
+            acc[a * F + b] += tmp[a * F + b];
 }
 
 /* tmp (R x cols) = X[r0 .. r0+R) - mu. */
@@ -126,42 +135,39 @@ static void ND_F(center)(ND_T *tmp, const ND_T *X, const ND_T *mu, int64_t r0, i
     for (int64_t r = 0; r < R; r++) {
         const ND_T *src = X + (r0 + r) * cols;
         ND_T *dst = tmp + r * cols;
-        for (int64_t c = 0; c < cols; c++) dst[c] = src[c] - mu[c];
+        for (int64_t c = 0; c < cols; c++)
+            dst[c] = src[c] - mu[c];
     }
 }
 
 /* Small F (many tiny groups, e.g. depthwise): acc (ng x F x F, upper triangles) += Xc^T Xc
- * with plain loops, one partial sum per thread, rows split across threads. */
+ * with plain loops; one partial sum per thread (static split of the rows, added in order). */
 static int ND_F(gram_small)(double *acc, const ND_T *X, const ND_T *mu, int64_t M, int64_t ng, int64_t F)
 {
-    const int64_t cols = ng * F, FF = F * F;
-    int fail = 0;
-#pragma omp parallel if (M * cols * F > (1 << 18))
+    const int64_t cols = ng * F, FF = F * F, per = ng * FF + F;
+    const int nt = M * cols * F > (1 << 18) ? omp_get_max_threads() : 1;
+    double *part = (double *)calloc((size_t)(nt * per), sizeof(double));
+    if (!part) return -1;
+#pragma omp parallel num_threads(nt)
     {
-        double *loc = (double *)calloc((size_t)(ng * FF + F), sizeof(double));
-        if (!loc) {
-#pragma omp atomic write
-            fail = 1;
-        }
+        double *loc = part + (int64_t)omp_get_thread_num() * per, *v = loc + ng * FF;
 #pragma omp for schedule(static)
-        for (int64_t r = 0; r < M; r++) {
-            if (!loc) continue;
-            double *v = loc + ng * FF;
+        for (int64_t r = 0; r < M; r++)
             for (int64_t j = 0; j < ng; j++) {
                 const ND_T *row = X + r * cols + j * F, *m = mu + j * F;
                 double *aj = loc + j * FF;
-                for (int64_t a = 0; a < F; a++) v[a] = (double)row[a] - (double)m[a];
                 for (int64_t a = 0; a < F; a++)
-                    for (int64_t b = a; b < F; b++) aj[a * F + b] += v[a] * v[b];
+                    v[a] = (double)row[a] - (double)m[a];
+                for (int64_t a = 0; a < F; a++)
+                    for (int64_t b = a; b < F; b++)
+                        aj[a * F + b] += v[a] * v[b];
             }
-        }
-        if (loc) {
-#pragma omp critical(nd_deconv_gram_small)
-            for (int64_t i = 0; i < ng * FF; i++) acc[i] += loc[i];
-            free(loc);
-        }
     }
-    return fail ? -1 : 0;
+    for (int t = 0; t < nt; t++)
+        for (int64_t i = 0; i < ng * FF; i++)
+            acc[i] += part[t * per + i];
+    free(part);
+    return 0;
 }
 
 /* Returns 0, or -1 when out of memory. */
@@ -176,8 +182,13 @@ static int ND_F(cov_forward)(ND_T *mu, ND_T *C, const ND_T *X, int64_t M, int64_
         return -1;
     }
     double *acc = sum + cols;
-    ND_F(colsum)(sum, X, M, cols, cols);
-    for (int64_t c = 0; c < cols; c++) mu[c] = (ND_T)(sum[c] / (double)M);
+    if (ND_F(colsum)(sum, X, M, cols, cols)) {
+        free(sum);
+        free(tmp);
+        return -1;
+    }
+    for (int64_t c = 0; c < cols; c++)
+        mu[c] = (ND_T)(sum[c] / (double)M);
     memset(acc, 0, sizeof(double) * (size_t)(ng * F * F));
     if (!chunk && ND_F(gram_small)(acc, X, mu, M, ng, F)) {
         free(sum);
@@ -187,7 +198,8 @@ static int ND_F(cov_forward)(ND_T *mu, ND_T *C, const ND_T *X, int64_t M, int64_
     for (int64_t r0 = 0; chunk && r0 < M; r0 += chunk) {
         const int64_t R = M - r0 < chunk ? M - r0 : chunk;
         ND_F(center)(tmp, X, mu, r0, R, cols);
-        for (int64_t j = 0; j < ng; j++) ND_F(gram_acc)(acc + j * F * F, tmp + j * F, R, cols, F, tmp + chunk * cols);
+        for (int64_t j = 0; j < ng; j++)
+            ND_F(gram_acc)(acc + j * F * F, tmp + j * F, R, cols, F, tmp + chunk * cols);
     }
     for (int64_t j = 0; j < ng; j++) {
         const double *aj = acc + j * F * F;
@@ -211,7 +223,8 @@ static int ND_F(cov_backward)(ND_T *GX, const ND_T *GC, const ND_T *Gmu, const N
     for (int64_t j = 0; j < ng; j++)
         for (int64_t a = 0; a < F; a++)
             for (int64_t b = 0; b < F; b++)
-                S[(j * F + a) * F + b] = (ND_T)(((double)GC[(j * F + a) * F + b] + GC[(j * F + b) * F + a]) / (double)M);
+                S[(j * F + a) * F + b] =
+                    (ND_T)(((double)GC[(j * F + a) * F + b] + GC[(j * F + b) * F + a]) / (double)M);
     if (!chunk) { /* small F: GX row = (x row - mu) S, group by group, with plain loops */
 #pragma omp parallel for schedule(static) if (M * cols * F > (1 << 18))
         for (int64_t r = 0; r < M; r++)
@@ -219,10 +232,12 @@ static int ND_F(cov_backward)(ND_T *GX, const ND_T *GC, const ND_T *Gmu, const N
                 const ND_T *row = X + r * cols + j * F, *m = mu + j * F, *Sj = S + j * F * F;
                 ND_T *out = GX + r * cols + j * F;
                 double v[ND_DECONV_SMALL_F];
-                for (int64_t a = 0; a < F; a++) v[a] = (double)row[a] - (double)m[a];
+                for (int64_t a = 0; a < F; a++)
+                    v[a] = (double)row[a] - (double)m[a];
                 for (int64_t b = 0; b < F; b++) {
                     double acc = 0;
-                    for (int64_t a = 0; a < F; a++) acc += v[a] * Sj[a * F + b];
+                    for (int64_t a = 0; a < F; a++)
+                        acc += v[a] * Sj[a * F + b];
                     out[b] = (ND_T)acc;
                 }
             }
@@ -235,9 +250,13 @@ static int ND_F(cov_backward)(ND_T *GX, const ND_T *GC, const ND_T *Gmu, const N
                     S + j * F * F, (int)F, 0, GX + r0 * cols + j * F, (int)cols);
     }
     if (Gmu) {
+        ND_T *g = S; /* S is no longer needed: Gmu / M */
+        for (int64_t c = 0; c < cols; c++)
+            g[c] = (ND_T)(Gmu[c] / (double)M);
 #pragma omp parallel for schedule(static) if (M * cols > 65536)
         for (int64_t r = 0; r < M; r++)
-            for (int64_t c = 0; c < cols; c++) GX[r * cols + c] += (ND_T)(Gmu[c] / (double)M);
+            for (int64_t c = 0; c < cols; c++)
+                GX[r * cols + c] += g[c];
     }
     free(S);
     return 0;
@@ -253,8 +272,10 @@ static void ND_F(regroup)(ND_T *dst, const ND_T *src, int64_t Cout, int64_t G, i
     for (int64_t o = 0; o < Cout; o++)
         for (int64_t g = 0; g < G; g++)
             for (int64_t a = 0; a < F; a++) {
-                if (back) dst[o * K + a * G + g] = src[(o * G + g) * F + a];
-                else dst[(o * G + g) * F + a] = src[o * K + a * G + g];
+                if (back)
+                    dst[o * K + a * G + g] = src[(o * G + g) * F + a];
+                else
+                    dst[(o * G + g) * F + a] = src[o * K + a * G + g];
             }
 }
 
@@ -266,7 +287,8 @@ static void ND_F(fold)(ND_T *V, ND_T *b, const ND_T *Wr, const ND_T *D, const ND
             (int)F);
     for (int64_t r = 0; r < rows; r++) {
         double dot = 0;
-        for (int64_t a = 0; a < F; a++) dot += (double)V[r * F + a] * mu[a];
+        for (int64_t a = 0; a < F; a++)
+            dot += (double)V[r * F + a] * mu[a];
         b[r / G] = (ND_T)(b[r / G] - dot);
     }
 }
@@ -278,7 +300,8 @@ static void ND_F(unfold)(ND_T *GWr, ND_T *GD, ND_T *Gmu, ND_T *GV, const ND_T *G
 {
     if (Gb)
         for (int64_t r = 0; r < rows; r++)
-            for (int64_t a = 0; a < F; a++) GV[r * F + a] -= Gb[r / G] * mu[a];
+            for (int64_t a = 0; a < F; a++)
+                GV[r * F + a] -= Gb[r / G] * mu[a];
     if (GWr)
         ND_GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)F, (int)F, 1, GV, (int)F, D, (int)F, 0, GWr,
                 (int)F);
@@ -289,11 +312,13 @@ static void ND_F(unfold)(ND_T *GWr, ND_T *GD, ND_T *Gmu, ND_T *GV, const ND_T *G
         double *u = (double *)calloc((size_t)F, sizeof(double));
         if (Gb && u)
             for (int64_t r = 0; r < rows; r++)
-                for (int64_t a = 0; a < F; a++) u[a] += (double)Gb[r / G] * Wr[r * F + a];
+                for (int64_t a = 0; a < F; a++)
+                    u[a] += (double)Gb[r / G] * Wr[r * F + a];
         for (int64_t b = 0; b < F; b++) {
             double acc = 0;
             if (u)
-                for (int64_t a = 0; a < F; a++) acc += u[a] * D[a * F + b];
+                for (int64_t a = 0; a < F; a++)
+                    acc += u[a] * D[a * F + b];
             Gmu[b] = (ND_T)-acc;
         }
         free(u);
@@ -304,6 +329,7 @@ static void ND_F(unfold)(ND_T *GWr, ND_T *GD, ND_T *Gmu, ND_T *GV, const ND_T *G
 
 #include <cblas.h>
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -324,7 +350,7 @@ typedef struct nd_deconv_dims {
 /* Rows per chunk for a matrix of `cols` columns: ND_DECONV_CHUNK, fewer for wide rows. */
 static int64_t nd_deconv_chunk_rows(int64_t cols)
 {
-    int64_t r = ((int64_t)1 << 22) / (cols > 0 ? cols : 1);
+    int64_t r = ((int64_t)1 << 20) / (cols > 0 ? cols : 1);
     if (r > ND_DECONV_CHUNK) r = ND_DECONV_CHUNK;
     return r < 64 ? 64 : r;
 }
@@ -354,12 +380,14 @@ static int64_t *nd_deconv_offsets(const nd_deconv_dims *d)
     const int64_t K = d->C * d->k * d->k, Gs = d->Gs, Fs = K / Gs;
     int64_t *off = (int64_t *)malloc(sizeof(int64_t) * (size_t)K);
     if (off)
-        for (int64_t f = 0; f < K; f++) off[f] = (f % Gs) * Fs + f / Gs;
+        for (int64_t f = 0; f < K; f++)
+            off[f] = (f % Gs) * Fs + f / Gs;
     return off;
 }
 
 /* Calls the typed kernel `name` for dtype dt with the arguments in parentheses. */
-#define ND_DECONV_CALL(dt, name, args) ((dt) == ND_DTYPE_F32 ? nd_deconv_##name##_f32 args : nd_deconv_##name##_f64 args)
+#define ND_DECONV_CALL(dt, name, args)                                                                                 \
+    ((dt) == ND_DTYPE_F32 ? nd_deconv_##name##_f32 args : nd_deconv_##name##_f64 args)
 
 /* ---- im2col ---- */
 
@@ -519,16 +547,20 @@ nd_status nd_deconv_cov_backward_cpu(nd_tensor *GX, const nd_tensor *GC, const n
     int n = 0;
     nd_status st = ND_OK;
     for (; n < 4 && st == ND_OK; n++) {
-        if (src[n]) st = nd_tensor_contiguous(&t[n], src[n]);
-        else nd_tensor_init_empty(&t[n], X->dtype);
+        if (src[n])
+            st = nd_tensor_contiguous(&t[n], src[n]);
+        else
+            nd_tensor_init_empty(&t[n], X->dtype);
     }
     int r = 0;
     if (st == ND_OK)
         r = ND_DECONV_CALL(X->dtype, cov_backward,
                            (nd_tensor_data(GX), nd_tensor_data(&t[2]), src[3] ? nd_tensor_data(&t[3]) : NULL,
                             nd_tensor_data(&t[0]), nd_tensor_data(&t[1]), M, groups, F));
-    for (int i = 0; i < n; i++) nd_tensor_release(&t[i]);
-    if (st == ND_OK && r) st = ND_ERROR(ND_ERR_MEMORY, "%s: out of memory (X %s)", op, nd_tensor_shape_str(X, s, sizeof s));
+    for (int i = 0; i < n; i++)
+        nd_tensor_release(&t[i]);
+    if (st == ND_OK && r)
+        st = ND_ERROR(ND_ERR_MEMORY, "%s: out of memory (X %s)", op, nd_tensor_shape_str(X, s, sizeof s));
     return st;
 }
 
@@ -580,10 +612,13 @@ static nd_status nd_deconv_contig_all(nd_tensor *out, const nd_tensor *const *sr
 {
     for (int i = 0; i < n; i++) {
         nd_status st = ND_OK;
-        if (src[i] && src[i]->storage) st = nd_tensor_contiguous(&out[i], src[i]);
-        else nd_tensor_init_empty(&out[i], dt);
+        if (src[i] && src[i]->storage)
+            st = nd_tensor_contiguous(&out[i], src[i]);
+        else
+            nd_tensor_init_empty(&out[i], dt);
         if (st != ND_OK) {
-            for (int j = 0; j < i; j++) nd_tensor_release(&out[j]);
+            for (int j = 0; j < i; j++)
+                nd_tensor_release(&out[j]);
             return st;
         }
     }
@@ -591,16 +626,19 @@ static nd_status nd_deconv_contig_all(nd_tensor *out, const nd_tensor *const *sr
 }
 
 /* Address of element i of a buffer of es-byte elements. */
-static inline void *nd_at(const void *p, size_t es, int64_t i) { return (char *)p + es * (size_t)i; }
+static inline void *nd_at(const void *p, size_t es, int64_t i)
+{
+    return (char *)p + es * (size_t)i;
+}
 
 static void nd_deconv_release_all(nd_tensor *t, int n)
 {
-    for (int i = 0; i < n; i++) nd_tensor_release(&t[i]);
+    for (int i = 0; i < n; i++)
+        nd_tensor_release(&t[i]);
 }
 
 nd_status nd_deconv_fold_forward_cpu(nd_tensor *Wf, nd_tensor *b, const nd_tensor *W, const nd_tensor *b0,
-                                     const nd_tensor *D, const nd_tensor *mu, int64_t groups,
-                                     nd_deconv_layout layout)
+                                     const nd_tensor *D, const nd_tensor *mu, int64_t groups, nd_deconv_layout layout)
 {
     const char *op = "deconv_fold";
     nd_fold_dims f;
@@ -615,8 +653,10 @@ nd_status nd_deconv_fold_forward_cpu(nd_tensor *Wf, nd_tensor *b, const nd_tenso
     ND_TRY(nd_deconv_contig_all(t, src, 4, W->dtype));
     const size_t es = nd_dtype_size(W->dtype);
     char *bp = nd_tensor_data(b), *wf = nd_tensor_data(Wf);
-    if (t[1].storage) memcpy(bp, nd_tensor_data(&t[1]), es * (size_t)f.Cout);
-    else memset(bp, 0, es * (size_t)f.Cout);
+    if (t[1].storage)
+        memcpy(bp, nd_tensor_data(&t[1]), es * (size_t)f.Cout);
+    else
+        memset(bp, 0, es * (size_t)f.Cout);
     const int strided = layout == ND_DECONV_STRIDED && f.G > 1;
     char *tmp = NULL;
     if (strided && !(tmp = malloc(es * (size_t)(2 * f.Cout * f.K)))) {
@@ -639,9 +679,8 @@ nd_status nd_deconv_fold_forward_cpu(nd_tensor *Wf, nd_tensor *b, const nd_tenso
 }
 
 nd_status nd_deconv_fold_backward_cpu(nd_tensor *GW, nd_tensor *Gb0, nd_tensor *GD, nd_tensor *Gmu,
-                                      const nd_tensor *GWf, const nd_tensor *Gb, const nd_tensor *W,
-                                      const nd_tensor *D, const nd_tensor *mu, int64_t groups,
-                                      nd_deconv_layout layout)
+                                      const nd_tensor *GWf, const nd_tensor *Gb, const nd_tensor *W, const nd_tensor *D,
+                                      const nd_tensor *mu, int64_t groups, nd_deconv_layout layout)
 {
     const char *op = "deconv_fold_backward";
     nd_fold_dims f;
@@ -661,8 +700,10 @@ nd_status nd_deconv_fold_backward_cpu(nd_tensor *GW, nd_tensor *Gb0, nd_tensor *
     const size_t es = nd_dtype_size(W->dtype);
     const void *gb = t[1].storage ? nd_tensor_data(&t[1]) : NULL;
     if (Gb0) {
-        if (gb) memcpy(nd_tensor_data(Gb0), gb, es * (size_t)f.Cout);
-        else memset(nd_tensor_data(Gb0), 0, es * (size_t)f.Cout);
+        if (gb)
+            memcpy(nd_tensor_data(Gb0), gb, es * (size_t)f.Cout);
+        else
+            memset(nd_tensor_data(Gb0), 0, es * (size_t)f.Cout);
     }
     const int strided = layout == ND_DECONV_STRIDED && f.G > 1;
     const size_t n = (size_t)(f.Cout * f.K);

@@ -9,12 +9,11 @@
 #ifdef ND_T
 
 /* C (d x d) = alpha * op(A) op(B) + beta * C, op = transpose when ta / tb. */
-static void ND_F(mm)(int ta, int tb, int64_t d, ND_T alpha, const ND_T *A, const ND_T *B, ND_T beta, ND_T *C,
-                     int small)
+static void ND_F(mm)(int ta, int tb, int64_t d, ND_T alpha, const ND_T *A, const ND_T *B, ND_T beta, ND_T *C, int small)
 {
     if (!small) {
-        ND_GEMM(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)d, (int)d,
-                (int)d, alpha, A, (int)d, B, (int)d, beta, C, (int)d);
+        ND_GEMM(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)d, (int)d, (int)d,
+                alpha, A, (int)d, B, (int)d, beta, C, (int)d);
         return;
     }
     for (int64_t i = 0; i < d; i++)
@@ -32,26 +31,38 @@ static int ND_F(ns_forward_one)(ND_T *Dout, ND_T *sv, ND_T *work, const ND_T *A,
 {
     const int64_t dd = d * d;
     double ss = 0;
-    for (int64_t i = 0; i < dd; i++) ss += (double)A[i] * A[i];
+    for (int64_t i = 0; i < dd; i++)
+        ss += (double)A[i] * A[i];
     const double s = sqrt(ss);
     if (!(s > 0) || !isfinite(s)) return -1;
     ND_T *Y = sv ? sv : work, *Z = sv ? sv + (int64_t)n * dd : work + 2 * dd;
-    for (int64_t i = 0; i < dd; i++) Y[i] = (ND_T)(A[i] / s);
+    for (int64_t i = 0; i < dd; i++)
+        Y[i] = (ND_T)(A[i] / s);
     memset(Z, 0, sizeof(ND_T) * (size_t)dd);
-    for (int64_t i = 0; i < d; i++) Z[i * d + i] = 1;
+    for (int64_t i = 0; i < d; i++)
+        Z[i * d + i] = 1;
     for (int k = 0; k < n; k++) {
         ND_T *T = sv ? sv + (int64_t)(2 * n + 1 + k) * dd : work + 4 * dd;
         ND_T *Yn = sv ? sv + (int64_t)(k + 1) * dd : work + ((k + 1) % 2) * dd;
         ND_T *Zn = sv ? sv + (int64_t)(n + k + 1) * dd : work + (2 + (k + 1) % 2) * dd;
-        ND_F(mm)(0, 0, d, (ND_T)-0.5, Z, Y, 0, T, small);
-        for (int64_t i = 0; i < d; i++) T[i * d + i] += (ND_T)1.5;
+        if (k == 0) /* Z_0 = I: T_0 = (3I - Y_0)/2 and Z_1 = T_0 without products */
+            for (int64_t i = 0; i < dd; i++)
+                T[i] = (ND_T)(-0.5 * Y[i]);
+        else
+            ND_F(mm)(0, 0, d, (ND_T)-0.5, Z, Y, 0, T, small);
+        for (int64_t i = 0; i < d; i++)
+            T[i * d + i] += (ND_T)1.5;
         if (k + 1 < n) ND_F(mm)(0, 0, d, 1, Y, T, 0, Yn, small); /* Y_n itself is never used */
-        ND_F(mm)(0, 0, d, 1, T, Z, 0, Zn, small);
+        if (k == 0)
+            memcpy(Zn, T, sizeof(ND_T) * (size_t)dd);
+        else
+            ND_F(mm)(0, 0, d, 1, T, Z, 0, Zn, small);
         Y = Yn;
         Z = Zn;
     }
     const double r = 1.0 / sqrt(s);
-    for (int64_t i = 0; i < dd; i++) Dout[i] = (ND_T)(Z[i] * r);
+    for (int64_t i = 0; i < dd; i++)
+        Dout[i] = (ND_T)(Z[i] * r);
     if (sv) {
         ND_T *slot = sv + (int64_t)(3 * n + 1) * dd;
         memset(slot, 0, sizeof(ND_T) * (size_t)dd);
@@ -61,8 +72,8 @@ static int ND_F(ns_forward_one)(ND_T *Dout, ND_T *sv, ND_T *work, const ND_T *A,
 }
 
 /* One matrix of the backward; work holds 5 d x d scratch matrices. */
-static void ND_F(ns_backward_one)(ND_T *GA, const ND_T *GD, const ND_T *sv, const ND_T *A, ND_T *work, int64_t d,
-                                  int n, int small)
+static void ND_F(ns_backward_one)(ND_T *GA, const ND_T *GD, const ND_T *sv, const ND_T *A, ND_T *work, int64_t d, int n,
+                                  int small)
 {
     const int64_t dd = d * d;
     const double s = (double)sv[(int64_t)(3 * n + 1) * dd], rs = 1.0 / sqrt(s);
@@ -76,12 +87,20 @@ static void ND_F(ns_backward_one)(ND_T *GA, const ND_T *GD, const ND_T *sv, cons
     }
     double gs = -0.5 * gdz * rs / s; /* -0.5 <GD, D> / s with D = Z_n / sqrt(s) */
     for (int k = n - 1; k >= 0; k--) {
-        const ND_T *Yk = sv + (int64_t)k * dd, *Zk = sv + (int64_t)(n + k) * dd, *Tk = sv + (int64_t)(2 * n + 1 + k) * dd;
-        /* GT = Y_k^T GY + GZ Z_k^T (GY = 0 on the first step) */
-        ND_F(mm)(0, 1, d, 1, GZ, Zk, 0, GT, small);
+        const ND_T *Yk = sv + (int64_t)k * dd, *Zk = sv + (int64_t)(n + k) * dd,
+                   *Tk = sv + (int64_t)(2 * n + 1 + k) * dd;
+        /* GT = Y_k^T GY + GZ Z_k^T (GY = 0 on the first step; Z_0 = I) */
+        if (k == 0)
+            memcpy(GT, GZ, sizeof(ND_T) * (size_t)dd);
+        else
+            ND_F(mm)(0, 1, d, 1, GZ, Zk, 0, GT, small);
         if (k < n - 1) ND_F(mm)(1, 0, d, 1, Yk, GY, 1, GT, small);
         /* GY' = GY T_k^T - 0.5 Z_k^T GT */
-        ND_F(mm)(1, 0, d, (ND_T)-0.5, Zk, GT, 0, GYn, small);
+        if (k == 0)
+            for (int64_t i = 0; i < dd; i++)
+                GYn[i] = (ND_T)(-0.5 * GT[i]);
+        else
+            ND_F(mm)(1, 0, d, (ND_T)-0.5, Zk, GT, 0, GYn, small);
         if (k < n - 1) ND_F(mm)(0, 1, d, 1, GY, Tk, 1, GYn, small);
         /* GZ' = T_k^T GZ - 0.5 GT Y_k^T (not needed for k = 0: Z_0 = I is constant) */
         if (k > 0) {
@@ -96,9 +115,11 @@ static void ND_F(ns_backward_one)(ND_T *GA, const ND_T *GD, const ND_T *sv, cons
         GZn = t;
     }
     double gya = 0;
-    for (int64_t i = 0; i < dd; i++) gya += (double)GY[i] * A[i];
+    for (int64_t i = 0; i < dd; i++)
+        gya += (double)GY[i] * A[i];
     gs -= gya / (s * s);
-    for (int64_t i = 0; i < dd; i++) GA[i] = (ND_T)(GY[i] / s + (gs / s) * A[i]);
+    for (int64_t i = 0; i < dd; i++)
+        GA[i] = (ND_T)(GY[i] / s + (gs / s) * A[i]);
 }
 
 /* Batch drivers over g matrices. Return 0, -1 when out of memory, or 1 + the index of a matrix
@@ -139,7 +160,8 @@ static int ND_F(ns_backward)(ND_T *GA, const ND_T *GD, const ND_T *sv, const ND_
     if (small) {
 #pragma omp parallel for schedule(static) if (g > 1)
         for (int64_t i = 0; i < g; i++)
-            ND_F(ns_backward_one)(GA + i * dd, GD + i * dd, sv + i * slots * dd, A + i * dd, work + i * 5 * dd, d, n, 1);
+            ND_F(ns_backward_one)
+            (GA + i * dd, GD + i * dd, sv + i * slots * dd, A + i * dd, work + i * 5 * dd, d, n, 1);
     } else {
         for (int64_t i = 0; i < g; i++)
             ND_F(ns_backward_one)(GA + i * dd, GD + i * dd, sv + i * slots * dd, A + i * dd, work, d, n, 0);
@@ -175,15 +197,18 @@ static int ND_F(ns_backward)(ND_T *GA, const ND_T *GD, const ND_T *sv, const ND_
 #undef ND_F
 #undef ND_GEMM
 
-int64_t nd_isqrt_saved_slots(int iters) { return 3 * (int64_t)iters + 2; }
+int64_t nd_isqrt_saved_slots(int iters)
+{
+    return 3 * (int64_t)iters + 2;
+}
 
 nd_status nd_deconv_check_float_(const char *op, const char *what, const nd_tensor *t, int dtype)
 {
     char s[ND_SHAPE_STR_MAX];
-    if (!t || !t->storage || t->ndim == 0)
-        return ND_ERROR(ND_ERR_ARG, "%s: %s is missing or empty", op, what);
+    if (!t || !t->storage || t->ndim == 0) return ND_ERROR(ND_ERR_ARG, "%s: %s is missing or empty", op, what);
     if (nd_tensor_device(t).type != ND_DEVICE_CPU)
-        return ND_ERROR(ND_ERR_DEVICE, "%s: %s must be a CPU tensor (%s)", op, what, nd_tensor_shape_str(t, s, sizeof s));
+        return ND_ERROR(ND_ERR_DEVICE, "%s: %s must be a CPU tensor (%s)", op, what,
+                        nd_tensor_shape_str(t, s, sizeof s));
     if (!nd_dtype_is_float(t->dtype))
         return ND_ERROR(ND_ERR_DTYPE, "%s: %s must be float32 or float64, got %s (%s)", op, what,
                         nd_dtype_name(t->dtype), nd_tensor_shape_str(t, s, sizeof s));
@@ -196,14 +221,16 @@ nd_status nd_deconv_check_float_(const char *op, const char *what, const nd_tens
 nd_status nd_deconv_check_shape_(const char *op, const char *what, const nd_tensor *t, int ndim, const int64_t *size)
 {
     int ok = t->ndim == ndim;
-    for (int i = 0; ok && i < ndim; i++) ok = t->size[i] == size[i];
+    for (int i = 0; ok && i < ndim; i++)
+        ok = t->size[i] == size[i];
     if (ok) return ND_OK;
     char s[ND_SHAPE_STR_MAX], e[ND_SHAPE_STR_MAX];
     int p = 0;
     e[0] = 0;
     for (int i = 0; i < ndim && p < (int)sizeof e - 24; i++)
         p += snprintf(e + p, sizeof e - (size_t)p, i ? "x%lld" : "%lld", (long long)size[i]);
-    return ND_ERROR(ND_ERR_SHAPE, "%s: expected %s of shape %s, got %s", op, what, e, nd_tensor_shape_str(t, s, sizeof s));
+    return ND_ERROR(ND_ERR_SHAPE, "%s: expected %s of shape %s, got %s", op, what, e,
+                    nd_tensor_shape_str(t, s, sizeof s));
 }
 
 nd_status nd_deconv_prepare_out_(const char *op, const char *what, nd_tensor *out, nd_dtype dt, int ndim,
@@ -217,7 +244,8 @@ nd_status nd_deconv_prepare_out_(const char *op, const char *what, nd_tensor *ou
     ND_TRY(nd_deconv_check_float_(op, what, out, (int)dt));
     ND_TRY(nd_deconv_check_shape_(op, what, out, ndim, size));
     if (!nd_tensor_is_contiguous(out))
-        return ND_ERROR(ND_ERR_ARG, "%s: output %s must be contiguous (%s)", op, what, nd_tensor_shape_str(out, s, sizeof s));
+        return ND_ERROR(ND_ERR_ARG, "%s: output %s must be contiguous (%s)", op, what,
+                        nd_tensor_shape_str(out, s, sizeof s));
     return ND_OK;
 }
 
@@ -229,8 +257,7 @@ static nd_status nd_isqrt_check(const char *op, const nd_tensor *A, int iters, i
     if ((A->ndim != 2 && A->ndim != 3) || A->size[A->ndim - 1] != A->size[A->ndim - 2] || A->size[A->ndim - 1] < 1)
         return ND_ERROR(ND_ERR_SHAPE, "%s: expected square matrices A of shape (d,d) or (g,d,d), got %s", op,
                         nd_tensor_shape_str(A, s, sizeof s));
-    if (iters < 0 || iters > 1000)
-        return ND_ERROR(ND_ERR_ARG, "%s: iterations must be in 0..1000, got %d", op, iters);
+    if (iters < 0 || iters > 1000) return ND_ERROR(ND_ERR_ARG, "%s: iterations must be in 0..1000, got %d", op, iters);
     *g = A->ndim == 3 ? A->size[0] : 1;
     *d = A->size[A->ndim - 1];
     return ND_OK;

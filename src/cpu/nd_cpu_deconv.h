@@ -120,17 +120,15 @@ typedef enum nd_deconv_layout {
  *                v_o = W[o] D_j, b[o] = b0[o] - v_o . mu_j (layout irrelevant).
  * Wf: W's shape; b: (Cout). b0: (Cout) or NULL (zero). */
 nd_status nd_deconv_fold_forward_cpu(nd_tensor *Wf, nd_tensor *b, const nd_tensor *W, const nd_tensor *b0,
-                                     const nd_tensor *D, const nd_tensor *mu, int64_t groups,
-                                     nd_deconv_layout layout);
+                                     const nd_tensor *D, const nd_tensor *mu, int64_t groups, nd_deconv_layout layout);
 
 /* The backward of the fold: from GWf (W's shape) and Gb ((Cout) or NULL = zero):
  *   GV = regroup(GWf) - Gb[o] mu^T, GW = scatter(GV D^T), GD = Wr^T GV (per group),
  *   Gmu = -sum_{o,g} Gb[o] v_{o,g}, Gb0 = Gb.
  * Any of GW, Gb0, GD, Gmu may be NULL (not computed). Shapes: W's, (Cout), D's, mu's. */
 nd_status nd_deconv_fold_backward_cpu(nd_tensor *GW, nd_tensor *Gb0, nd_tensor *GD, nd_tensor *Gmu,
-                                      const nd_tensor *GWf, const nd_tensor *Gb, const nd_tensor *W,
-                                      const nd_tensor *D, const nd_tensor *mu, int64_t groups,
-                                      nd_deconv_layout layout);
+                                      const nd_tensor *GWf, const nd_tensor *Gb, const nd_tensor *W, const nd_tensor *D,
+                                      const nd_tensor *mu, int64_t groups, nd_deconv_layout layout);
 
 /* ------------------------------------------------------------------------------------------
  * ChannelDeconv (deconv.c), spec section 4
@@ -147,9 +145,9 @@ nd_status nd_deconv_fold_backward_cpu(nd_tensor *GW, nd_tensor *Gb0, nd_tensor *
 
 /* Training forward. Outputs: y (x's shape), mean1 (B), D (B,B), cov (B,B), saved (the isqrt
  * layout for a (B,B) matrix); *mean2, *var2 (set to 0 and 1 when there is no leftover). */
-nd_status nd_channel_deconv_forward_cpu(nd_tensor *y, nd_tensor *mean1, nd_tensor *D, nd_tensor *cov,
-                                        nd_tensor *saved, double *mean2, double *var2, const nd_tensor *x,
-                                        int64_t B, double eps, int iters, int64_t s);
+nd_status nd_channel_deconv_forward_cpu(nd_tensor *y, nd_tensor *mean1, nd_tensor *D, nd_tensor *cov, nd_tensor *saved,
+                                        double *mean2, double *var2, const nd_tensor *x, int64_t B, double eps,
+                                        int iters, int64_t s);
 
 /* Applies given statistics (eval mode, running buffers): y = D (column - mean1) on the first
  * c channels, (x - mean2)/sqrt(var2 + eps) on the rest. B is D's size. */
@@ -159,10 +157,9 @@ nd_status nd_channel_deconv_apply_cpu(nd_tensor *y, const nd_tensor *x, const nd
 /* Training backward: gx (x's shape, overwritten) from gy, through the centring, the uncentred
  * second moment, Newton-Schulz, D * column, and the leftover mean and variance. The other
  * arguments are the forward's inputs and outputs. */
-nd_status nd_channel_deconv_backward_cpu(nd_tensor *gx, const nd_tensor *gy, const nd_tensor *x,
-                                         const nd_tensor *mean1, const nd_tensor *D, const nd_tensor *cov,
-                                         const nd_tensor *saved, double mean2, double var2, int64_t B, double eps,
-                                         int iters, int64_t s);
+nd_status nd_channel_deconv_backward_cpu(nd_tensor *gx, const nd_tensor *gy, const nd_tensor *x, const nd_tensor *mean1,
+                                         const nd_tensor *D, const nd_tensor *cov, const nd_tensor *saved, double mean2,
+                                         double var2, int64_t B, double eps, int iters, int64_t s);
 
 /* ---- internal helpers shared by isqrt.c and deconv.c (not for other callers) ---- */
 /* A present float CPU tensor; of dtype `dtype` when dtype >= 0. */

@@ -1,7 +1,9 @@
 /* Lua binding of the network-deconvolution kernels (src/cpu/nd_cpu_deconv.h). Every function
  * returns new tensors (except deconv_col2im, which adds into its first argument); dtypes float32
  * or float64, all arguments of one call alike. No dims or indices cross this boundary, so
- * nothing is converted between 1-based and 0-based here.
+ * nothing is converted between 1-based and 0-based here. An optional trailing output argument
+ * ([, X], [, GX]) is reused (overwritten and returned) when it already has the result's dtype and
+ * shape and is contiguous; otherwise a new tensor is returned.
  *
  *   core.isqrt(A, iters) -> D
  *       A (d,d) or (g,d,d): D ~ A^{-1/2} by `iters` Newton-Schulz steps (nothing kept).
@@ -9,7 +11,7 @@
  *   core.isqrt_backward(GD, saved, A, iters) -> GA          (GA not symmetrised)
  *
  *   FastDeconv (s = sampling_stride * conv stride, B block, groups = conv groups):
- *   core.deconv_im2col(x, k, pad, dil, s, B, groups) -> X
+ *   core.deconv_im2col(x, k, pad, dil, s, B, groups [, X]) -> X
  *       x (N,Cin,H,W). X (M, groups*F), F = k*k*B: groups == 1: the strided block rows
  *       (M = R0 * Cin/B); groups > 1: the sampled patches, group j = columns j*F .. (M = R0).
  *   core.deconv_col2im(gx, GX, k, pad, dil, s, B, groups) -> gx      (gx += adjoint(GX))
@@ -17,7 +19,7 @@
  *       mu (groups*F) column means; C = cov + eps I ((F,F) or (groups,F,F)); D = isqrt(C).
  *       saved = {X=, mu=, C=, ns=, groups=, iters=} (a plain table: keep it for the backward,
  *       drop it in clearState).
- *   core.deconv_stats_backward(GD, Gmu, saved) -> GX          (Gmu may be nil)
+ *   core.deconv_stats_backward(GD, Gmu, saved [, GX]) -> GX          (Gmu may be nil)
  *   core.deconv_fold_forward(W, b0, D, mu, groups [, layout]) -> Wf, b
  *       W (Cout, ...), b0 (Cout) or nil; layout "strided" (FastDeconv, default) or
  *       "contiguous" (Delinear).
@@ -86,7 +88,24 @@ static double nd_lua_fieldnum(lua_State *L, int idx, const char *name)
 }
 
 /* Stores the value on top of the stack into field name of the table at idx (pops it). */
-static void nd_lua_setfield_top(lua_State *L, int idx, const char *name) { lua_setfield(L, idx, name); }
+static void nd_lua_setfield_top(lua_State *L, int idx, const char *name)
+{
+    lua_setfield(L, idx, name);
+}
+
+/* Pushes the tensor at idx when it can take the result (dtype dt, contiguous, exactly this shape):
+ * it is then overwritten, saving a fresh allocation per call; otherwise pushes a new empty one. */
+static nd_tensor *nd_lua_outarg(lua_State *L, int idx, nd_dtype dt, int ndim, const int64_t *size)
+{
+    nd_tensor *t = lua_isnoneornil(L, idx) ? NULL : nd_lua_checktensor(L, idx);
+    int ok = t && t->storage && t->dtype == dt && t->ndim == ndim && nd_tensor_is_contiguous(t) &&
+             nd_tensor_device(t).type == ND_DEVICE_CPU;
+    for (int d = 0; ok && d < ndim; d++)
+        ok = t->size[d] == size[d];
+    if (!ok) return nd_lua_pushempty(L, dt);
+    lua_pushvalue(L, idx);
+    return t;
+}
 
 /* ---- Newton-Schulz ---- */
 
@@ -139,7 +158,14 @@ static int l_deconv_im2col(lua_State *L)
     nd_tensor *x = nd_lua_checktensor(L, 1);
     nd_deconv_geom g;
     nd_lua_checkgeom(L, 2, &g);
-    nd_tensor *X = nd_lua_pushempty(L, x->dtype);
+    lua_settop(L, 8);
+    int64_t size[2] = {0, 0};
+    if (x->ndim == 4 && g.block > 0 && g.groups > 0 && g.k > 0 && g.s > 0 && x->size[1] % g.block == 0) {
+        int64_t Gs = g.groups == 1 ? x->size[1] / g.block : 1;
+        size[0] = nd_deconv_sample_rows(x->size[0], x->size[2], x->size[3], &g) * Gs;
+        size[1] = x->size[1] * g.k * g.k / Gs;
+    }
+    nd_tensor *X = nd_lua_outarg(L, 8, x->dtype, 2, size);
     nd_lua_check(L, nd_deconv_im2col_cpu(X, x, &g));
     nd_lua_account(L, X);
     return 1;
@@ -164,11 +190,11 @@ static int l_deconv_stats_forward(lua_State *L)
     double eps = luaL_checknumber(L, 3);
     int iters = nd_lua_checkiters(L, 4);
     lua_settop(L, 4);
-    nd_tensor *mu = nd_lua_pushempty(L, X->dtype);  /* 5 */
-    nd_tensor *D = nd_lua_pushempty(L, X->dtype);   /* 6 */
-    lua_createtable(L, 0, 6);                       /* 7: saved */
-    nd_tensor *C = nd_lua_pushempty(L, X->dtype);   /* 8 */
-    nd_tensor *sv = nd_lua_pushempty(L, X->dtype);  /* 9 */
+    nd_tensor *mu = nd_lua_pushempty(L, X->dtype); /* 5 */
+    nd_tensor *D = nd_lua_pushempty(L, X->dtype);  /* 6 */
+    lua_createtable(L, 0, 6);                      /* 7: saved */
+    nd_tensor *C = nd_lua_pushempty(L, X->dtype);  /* 8 */
+    nd_tensor *sv = nd_lua_pushempty(L, X->dtype); /* 9 */
     nd_lua_check(L, nd_deconv_cov_forward_cpu(mu, C, X, groups, eps));
     nd_lua_check(L, nd_isqrt_forward_cpu(D, sv, C, iters));
     nd_lua_account(L, mu);
@@ -193,16 +219,16 @@ static int l_deconv_stats_backward(lua_State *L)
     nd_tensor *GD = nd_lua_checktensor(L, 1);
     nd_tensor *Gmu = lua_isnoneornil(L, 2) ? NULL : nd_lua_checktensor(L, 2);
     luaL_checktype(L, 3, LUA_TTABLE);
-    lua_settop(L, 3);
-    nd_tensor *X = nd_lua_fieldtensor(L, 3, "X");   /* 4 */
-    nd_tensor *mu = nd_lua_fieldtensor(L, 3, "mu"); /* 5 */
-    nd_tensor *C = nd_lua_fieldtensor(L, 3, "C");   /* 6 */
-    nd_tensor *sv = nd_lua_fieldtensor(L, 3, "ns"); /* 7 */
+    lua_settop(L, 4);                               /* 4: the optional GX to reuse */
+    nd_tensor *X = nd_lua_fieldtensor(L, 3, "X");   /* 5 */
+    nd_tensor *mu = nd_lua_fieldtensor(L, 3, "mu"); /* 6 */
+    nd_tensor *C = nd_lua_fieldtensor(L, 3, "C");   /* 7 */
+    nd_tensor *sv = nd_lua_fieldtensor(L, 3, "ns"); /* 8 */
     lua_Integer groups = nd_lua_fieldint(L, 3, "groups");
     int iters = (int)nd_lua_fieldint(L, 3, "iters");
-    nd_tensor *GC = nd_lua_pushempty(L, X->dtype);  /* 8 */
+    nd_tensor *GC = nd_lua_pushempty(L, X->dtype); /* 9 */
     nd_lua_check(L, nd_isqrt_backward_cpu(GC, GD, sv, C, iters));
-    nd_tensor *GX = nd_lua_pushempty(L, X->dtype);  /* 9 */
+    nd_tensor *GX = nd_lua_outarg(L, 4, X->dtype, 2, X->size); /* 10 */
     nd_lua_check(L, nd_deconv_cov_backward_cpu(GX, GC, Gmu, X, mu, groups));
     nd_lua_account(L, GX);
     return 1;
@@ -319,19 +345,21 @@ static int l_channel_deconv_backward(lua_State *L)
     return 1;
 }
 
-static const luaL_Reg nd_lua_deconv_fns[] = {
-    {"isqrt", l_isqrt},
-    {"isqrt_forward", l_isqrt_forward},
-    {"isqrt_backward", l_isqrt_backward},
-    {"deconv_im2col", l_deconv_im2col},
-    {"deconv_col2im", l_deconv_col2im},
-    {"deconv_stats_forward", l_deconv_stats_forward},
-    {"deconv_stats_backward", l_deconv_stats_backward},
-    {"deconv_fold_forward", l_deconv_fold_forward},
-    {"deconv_fold_backward", l_deconv_fold_backward},
-    {"channel_deconv_forward", l_channel_deconv_forward},
-    {"channel_deconv_apply", l_channel_deconv_apply},
-    {"channel_deconv_backward", l_channel_deconv_backward},
-    {NULL, NULL}};
+static const luaL_Reg nd_lua_deconv_fns[] = {{"isqrt", l_isqrt},
+                                             {"isqrt_forward", l_isqrt_forward},
+                                             {"isqrt_backward", l_isqrt_backward},
+                                             {"deconv_im2col", l_deconv_im2col},
+                                             {"deconv_col2im", l_deconv_col2im},
+                                             {"deconv_stats_forward", l_deconv_stats_forward},
+                                             {"deconv_stats_backward", l_deconv_stats_backward},
+                                             {"deconv_fold_forward", l_deconv_fold_forward},
+                                             {"deconv_fold_backward", l_deconv_fold_backward},
+                                             {"channel_deconv_forward", l_channel_deconv_forward},
+                                             {"channel_deconv_apply", l_channel_deconv_apply},
+                                             {"channel_deconv_backward", l_channel_deconv_backward},
+                                             {NULL, NULL}};
 
-void nd_lua_open_deconv(lua_State *L) { nd_lua_register(L, nd_lua_deconv_fns); }
+void nd_lua_open_deconv(lua_State *L)
+{
+    nd_lua_register(L, nd_lua_deconv_fns);
+}

@@ -27,7 +27,10 @@ static double td_urand(void) /* uniform [0, 1) */
     td_state ^= td_state << 17;
     return (double)(td_state >> 11) * (1.0 / 9007199254740992.0);
 }
-static double td_rand(void) { return 2.0 * td_urand() - 1.0; }
+static double td_rand(void)
+{
+    return 2.0 * td_urand() - 1.0;
+}
 
 static nd_tensor td_new(nd_dtype dt, int ndim, int64_t a, int64_t b, int64_t c, int64_t d)
 {
@@ -36,11 +39,15 @@ static nd_tensor td_new(nd_dtype dt, int ndim, int64_t a, int64_t b, int64_t c, 
     nd_tensor_new(&t, dt, ndim, size, nd_cpu_device(), 1);
     return t;
 }
-static double *td_d(const nd_tensor *t) { return (double *)nd_tensor_data(t); }
+static double *td_d(const nd_tensor *t)
+{
+    return (double *)nd_tensor_data(t);
+}
 static void td_fill(nd_tensor *t, double scale)
 {
     double *p = td_d(t);
-    for (int64_t i = 0; i < nd_tensor_numel(t); i++) p[i] = scale * td_rand();
+    for (int64_t i = 0; i < nd_tensor_numel(t); i++)
+        p[i] = scale * td_rand();
 }
 static nd_tensor td_empty(void)
 {
@@ -52,35 +59,39 @@ static nd_tensor td_empty(void)
 static double *td_at(const nd_tensor *t, int64_t i0, int64_t i1, int64_t i2, int64_t i3)
 {
     int64_t i[4] = {i0, i1, i2, i3}, off = 0;
-    for (int d = 0; d < t->ndim; d++) off += i[d] * t->stride[d];
+    for (int d = 0; d < t->ndim; d++)
+        off += i[d] * t->stride[d];
     return td_d(t) + off;
 }
 static double td_maxabs(const double *a, int64_t n)
 {
     double m = 0;
-    for (int64_t i = 0; i < n; i++) m = fmax(m, fabs(a[i]));
+    for (int64_t i = 0; i < n; i++)
+        m = fmax(m, fabs(a[i]));
     return m;
 }
 
 static double td_worst_ns = 0, td_worst_chain = 0, td_worst_lin = 0, td_worst_cd = 0, td_worst_eq = 0;
 
 /* Records |fd - an| / (1 + scale) into *worst and checks it against tol. */
-#define TD_GRAD(fd, an, scale, tol, worst)                                    \
-    do {                                                                      \
-        double td_e_ = fabs((fd) - (an)) / (1.0 + (scale));                   \
-        if (td_e_ > *(worst)) *(worst) = td_e_;                               \
-        ND_CHECK_NEAR((an), (fd), (tol) * (1.0 + (scale)) / (1.0 + fabs(fd))); \
+#define TD_GRAD(fd, an, scale, tol, worst)                                                                             \
+    do {                                                                                                               \
+        double td_e_ = fabs((fd) - (an)) / (1.0 + (scale));                                                            \
+        if (td_e_ > *(worst)) *(worst) = td_e_;                                                                        \
+        ND_CHECK_NEAR((an), (fd), (tol) * (1.0 + (scale)) / (1.0 + fabs(fd)));                                         \
     } while (0)
 
 /* Symmetric eigendecomposition by cyclic Jacobi rotations: A (n x n) is destroyed, its diagonal
  * ends up holding the eigenvalues; V (n x n) gets the eigenvectors as columns. */
 static void td_jacobi(double *A, double *V, int n)
 {
-    for (int i = 0; i < n * n; i++) V[i] = (i % (n + 1)) == 0;
+    for (int i = 0; i < n * n; i++)
+        V[i] = (i % (n + 1)) == 0;
     for (int sweep = 0; sweep < 100; sweep++) {
         double off = 0;
         for (int p = 0; p < n; p++)
-            for (int q = p + 1; q < n; q++) off += A[p * n + q] * A[p * n + q];
+            for (int q = p + 1; q < n; q++)
+                off += A[p * n + q] * A[p * n + q];
         if (off < 1e-30) break;
         for (int p = 0; p < n; p++)
             for (int q = p + 1; q < n; q++) {
@@ -113,12 +124,14 @@ static void td_spd(double *A, const double *lam, int n, double *Q)
 {
     double *S = malloc(sizeof(double) * (size_t)(n * n));
     for (int i = 0; i < n; i++)
-        for (int j = 0; j <= i; j++) S[i * n + j] = S[j * n + i] = td_rand();
+        for (int j = 0; j <= i; j++)
+            S[i * n + j] = S[j * n + i] = td_rand();
     td_jacobi(S, Q, n);
     for (int i = 0; i < n; i++)
         for (int j = 0; j < n; j++) {
             double a = 0;
-            for (int k = 0; k < n; k++) a += Q[i * n + k] * lam[k] * Q[j * n + k];
+            for (int k = 0; k < n; k++)
+                a += Q[i * n + k] * lam[k] * Q[j * n + k];
             A[i * n + j] = a;
         }
     free(S);
@@ -132,7 +145,8 @@ static void test_isqrt_vs_eigen(void)
     for (int si = 0; si < 3; si++) {
         int n = sizes[si];
         double lam[16], Q[256], V[256], E[256];
-        for (int i = 0; i < n; i++) lam[i] = 1e-3 + (i ? td_urand() : 1.0); /* spread down to ~1e-3 */
+        for (int i = 0; i < n; i++)
+            lam[i] = 1e-3 + (i ? td_urand() : 1.0); /* spread down to ~1e-3 */
         lam[n - 1] = 1e-3;
         nd_tensor A = td_new(ND_DTYPE_F64, 2, n, n, 0, 0), D = td_empty();
         td_spd(td_d(&A), lam, n, Q);
@@ -144,12 +158,14 @@ static void test_isqrt_vs_eigen(void)
             for (int i = 0; i < n; i++)
                 for (int j = 0; j < n; j++) {
                     double r = 0;
-                    for (int k = 0; k < n; k++) r += V[i * n + k] * V[j * n + k] / sqrt(E[k * n + k]);
+                    for (int k = 0; k < n; k++)
+                        r += V[i * n + k] * V[j * n + k] / sqrt(E[k * n + k]);
                     err = fmax(err, fabs(r - td_d(&D)[i * n + j]));
                     ref_max = fmax(ref_max, fabs(r));
                 }
             ND_CHECK(err < 1e-8 * ref_max);
-            if (err >= 1e-8 * ref_max) fprintf(stderr, "  isqrt vs eigen: n %d iters %d err %g (max %g)\n", n, iters, err, ref_max);
+            if (err >= 1e-8 * ref_max)
+                fprintf(stderr, "  isqrt vs eigen: n %d iters %d err %g (max %g)\n", n, iters, err, ref_max);
             nd_tensor_release(&D);
         }
         nd_tensor_release(&A);
@@ -162,10 +178,12 @@ static void test_isqrt_saturation(void)
 {
     const int n = 6;
     double l[6] = {0, 0.1, 0.01, 1e-3, 1e-4, 1e-10}, sum = 0, lam[6], Q[36];
-    for (int i = 1; i < n; i++) sum += l[i] * l[i];
+    for (int i = 1; i < n; i++)
+        sum += l[i] * l[i];
     l[0] = sqrt(1 - sum);
     const double s = 4.0; /* ||A||_F */
-    for (int i = 0; i < n; i++) lam[i] = s * l[i];
+    for (int i = 0; i < n; i++)
+        lam[i] = s * l[i];
     nd_tensor A = td_new(ND_DTYPE_F64, 2, n, n, 0, 0), D = td_empty(), sv = td_empty();
     td_spd(td_d(&A), lam, n, Q);
     ND_CHECK_OK(nd_isqrt_forward_cpu(&D, &sv, &A, 5));
@@ -173,7 +191,8 @@ static void test_isqrt_saturation(void)
     for (int k = 0; k < n; k++) { /* q_k^T D q_k = z_k / sqrt(s) */
         double r = 0;
         for (int i = 0; i < n; i++)
-            for (int j = 0; j < n; j++) r += Q[i * n + k] * td_d(&D)[i * n + j] * Q[j * n + k];
+            for (int j = 0; j < n; j++)
+                r += Q[i * n + k] * td_d(&D)[i * n + j] * Q[j * n + k];
         ratio[k] = r * sqrt(lam[k]);
     }
     ND_CHECK_NEAR(ratio[1], 0.99744, 1e-4);
@@ -184,7 +203,8 @@ static void test_isqrt_saturation(void)
              fabs(ratio[4] - 0.076) < 0.0005);
     double gain = 0; /* D's eigenvalue on the tiny direction */
     for (int i = 0; i < n; i++)
-        for (int j = 0; j < n; j++) gain += Q[i * n + 5] * td_d(&D)[i * n + j] * Q[j * n + 5];
+        for (int j = 0; j < n; j++)
+            gain += Q[i * n + 5] * td_d(&D)[i * n + j] * Q[j * n + 5];
     ND_CHECK_NEAR(gain * sqrt(s), pow(1.5, 5), 1e-3);
     /* the saved state: s in the last slot, Z_0 = I, Y_0 = A/s */
     const int64_t dd = n * n, it = 5;
@@ -198,16 +218,52 @@ static void test_isqrt_saturation(void)
     for (int k = 0; k < 5; k++) {
         double r = 0;
         for (int i = 0; i < n; i++)
-            for (int j = 0; j < n; j++) r += Q[i * n + k] * td_d(&D)[i * n + j] * Q[j * n + k];
+            for (int j = 0; j < n; j++)
+                r += Q[i * n + k] * td_d(&D)[i * n + j] * Q[j * n + k];
         ND_CHECK_NEAR(r * sqrt(lam[k]), 1.0, 1e-6);
     }
     gain = 0;
     for (int i = 0; i < n; i++)
-        for (int j = 0; j < n; j++) gain += Q[i * n + 5] * td_d(&D)[i * n + j] * Q[j * n + 5];
+        for (int j = 0; j < n; j++)
+            gain += Q[i * n + 5] * td_d(&D)[i * n + j] * Q[j * n + 5];
     ND_CHECK(gain * sqrt(s) > 430 && gain * sqrt(s) < 440);
     nd_tensor_release(&A);
     nd_tensor_release(&D);
     nd_tensor_release(&sv);
+}
+
+/* A batch (g,d,d) gives the same matrices as g separate calls; keeping the state or not gives
+ * the same D (small path d <= 24 and BLAS path). */
+static void test_isqrt_batched(void)
+{
+    const int64_t ds[2] = {7, 30};
+    for (int di = 0; di < 2; di++) {
+        const int64_t d = ds[di], g = 3;
+        nd_tensor A = td_new(ND_DTYPE_F64, 3, g, d, d, 0), Db = td_empty(), svb = td_empty();
+        for (int64_t b = 0; b < g; b++) {
+            double lam[32], Q[1024];
+            for (int64_t i = 0; i < d; i++)
+                lam[i] = 0.01 + td_urand() * (double)(b + 1);
+            td_spd(td_d(&A) + b * d * d, lam, (int)d, Q);
+        }
+        ND_CHECK_OK(nd_isqrt_forward_cpu(&Db, &svb, &A, 5));
+        ND_CHECK(svb.ndim == 4 && svb.size[0] == g && svb.size[1] == 17);
+        int same = 1;
+        for (int64_t b = 0; b < g; b++) {
+            nd_tensor Ab, D1 = td_empty();
+            nd_tensor_view_of(&Ab, &A);
+            nd_tensor_select(&Ab, 0, b);
+            ND_CHECK_OK(nd_isqrt_forward_cpu(&D1, NULL, &Ab, 5));
+            for (int64_t i = 0; i < d * d; i++)
+                same &= td_d(&D1)[i] == td_d(&Db)[b * d * d + i];
+            nd_tensor_release(&Ab);
+            nd_tensor_release(&D1);
+        }
+        ND_CHECK(same);
+        nd_tensor_release(&A);
+        nd_tensor_release(&Db);
+        nd_tensor_release(&svb);
+    }
 }
 
 /* <R, isqrt(A)> */
@@ -216,7 +272,8 @@ static double td_ns_loss(const nd_tensor *A, const nd_tensor *R, int iters)
     nd_tensor D = td_empty();
     nd_isqrt_forward_cpu(&D, NULL, A, iters);
     double L = 0;
-    for (int64_t i = 0; i < nd_tensor_numel(R); i++) L += td_d(R)[i] * td_d(&D)[i];
+    for (int64_t i = 0; i < nd_tensor_numel(R); i++)
+        L += td_d(R)[i] * td_d(&D)[i];
     nd_tensor_release(&D);
     return L;
 }
@@ -230,11 +287,13 @@ static void td_ns_gradcheck(int64_t g, int64_t d, int iters, int deficient)
     double *X = malloc(sizeof(double) * (size_t)(m * d));
     for (int64_t b = 0; b < g; b++) {
         double *a = td_d(&A) + b * d * d;
-        for (int64_t i = 0; i < m * d; i++) X[i] = td_rand();
+        for (int64_t i = 0; i < m * d; i++)
+            X[i] = td_rand();
         for (int64_t i = 0; i < d; i++)
             for (int64_t j = 0; j < d; j++) {
                 double s = 0;
-                for (int64_t r = 0; r < m; r++) s += X[r * d + i] * X[r * d + j];
+                for (int64_t r = 0; r < m; r++)
+                    s += X[r * d + i] * X[r * d + j];
                 a[i * d + j] = s / (double)m + (i == j ? (deficient ? 1e-3 : 0.1) : 0.0);
             }
     }
@@ -264,8 +323,9 @@ static void test_isqrt_backward(void)
     const int64_t ds[5] = {4, 7, 12, 25, 27};
     const int its[3] = {1, 5, 15};
     for (int a = 0; a < 5; a++)
-        for (int b = 0; b < 3; b++) td_ns_gradcheck(1, ds[a], its[b], 0);
-    td_ns_gradcheck(1, 9, 5, 1);  /* rank-deficient + eps */
+        for (int b = 0; b < 3; b++)
+            td_ns_gradcheck(1, ds[a], its[b], 0);
+    td_ns_gradcheck(1, 9, 5, 1); /* rank-deficient + eps */
     td_ns_gradcheck(1, 26, 5, 1);
     td_ns_gradcheck(3, 5, 5, 0);  /* batched, small path (one thread per matrix) */
     td_ns_gradcheck(2, 26, 3, 0); /* batched, BLAS path */
@@ -290,7 +350,8 @@ static void td_conv_forward(double *y, const nd_tensor *x, const double *Wt, con
                     for (int64_t c = 0; c < Cg; c++)
                         for (int64_t ki = 0; ki < k; ki++)
                             for (int64_t kj = 0; kj < k; kj++) {
-                                int64_t h = oh * p->stride - p->pad + ki * p->dil, w = ow * p->stride - p->pad + kj * p->dil;
+                                int64_t h = oh * p->stride - p->pad + ki * p->dil,
+                                        w = ow * p->stride - p->pad + kj * p->dil;
                                 if (h < 0 || h >= p->H || w < 0 || w >= p->W) continue;
                                 acc += Wt[((o * Cg + c) * k + ki) * k + kj] * *td_at(x, n, gi * Cg + c, h, w);
                             }
@@ -316,9 +377,11 @@ static void td_conv_backward(double *gx, double *gW, double *gb, const double *g
                     for (int64_t c = 0; c < Cg; c++)
                         for (int64_t ki = 0; ki < k; ki++)
                             for (int64_t kj = 0; kj < k; kj++) {
-                                int64_t h = oh * p->stride - p->pad + ki * p->dil, w = ow * p->stride - p->pad + kj * p->dil;
+                                int64_t h = oh * p->stride - p->pad + ki * p->dil,
+                                        w = ow * p->stride - p->pad + kj * p->dil;
                                 if (h < 0 || h >= p->H || w < 0 || w >= p->W) continue;
-                                const int64_t wi = ((o * Cg + c) * k + ki) * k + kj, xi = ((n * p->C + gi * Cg + c) * p->H + h) * p->W + w;
+                                const int64_t wi = ((o * Cg + c) * k + ki) * k + kj,
+                                              xi = ((n * p->C + gi * Cg + c) * p->H + h) * p->W + w;
                                 gW[wi] += g * *td_at(x, n, gi * Cg + c, h, w);
                                 gx[xi] += g * Wt[wi];
                             }
@@ -359,7 +422,8 @@ static void td_chain_init(td_chain *ch, const td_chain_cfg *c)
         ch->xbase = td_new(ND_DTYPE_F64, 4, c->N, c->C, c->H, c->W);
         td_fill(&ch->xbase, 1.0);
         for (int64_t i = 0; i < c->N * c->C; i++) /* a per-channel offset: the mean matters */
-            for (int64_t j = 0; j < c->H * c->W; j++) td_d(&ch->xbase)[i * c->H * c->W + j] += 0.3 * (double)(i % c->C);
+            for (int64_t j = 0; j < c->H * c->W; j++)
+                td_d(&ch->xbase)[i * c->H * c->W + j] += 0.3 * (double)(i % c->C);
         nd_tensor_view_of(&ch->x, &ch->xbase);
     }
     ch->W = td_new(ND_DTYPE_F64, 4, c->Cout, c->C / c->groups, c->k, c->k);
@@ -397,7 +461,8 @@ static nd_status td_chain_stats(td_chain *ch, td_fwd *f)
 static void td_fwd_free(td_fwd *f)
 {
     nd_tensor *t[7] = {&f->X, &f->mu, &f->C, &f->D, &f->sv, &f->Wf, &f->b};
-    for (int i = 0; i < 7; i++) nd_tensor_release(t[i]);
+    for (int i = 0; i < 7; i++)
+        nd_tensor_release(t[i]);
 }
 
 static double td_chain_loss(td_chain *ch)
@@ -410,7 +475,8 @@ static double td_chain_loss(td_chain *ch)
         double *y = malloc(sizeof(double) * (size_t)ny);
         td_conv_forward(y, &ch->x, td_d(&f.Wf), td_d(&f.b), &ch->p);
         L = 0;
-        for (int64_t i = 0; i < ny; i++) L += y[i] * td_d(&ch->R)[i];
+        for (int64_t i = 0; i < ny; i++)
+            L += y[i] * td_d(&ch->R)[i];
         free(y);
     }
     td_fwd_free(&f);
@@ -471,10 +537,11 @@ static void td_chain_check(const td_chain_cfg *cfg)
     }
     if (nd_test_failed != fails)
         fprintf(stderr, "  chain k %lld C %lld B %lld groups %lld stride %lld samp %lld transposed %d failed\n",
-                (long long)cfg->k, (long long)cfg->C, (long long)cfg->B, (long long)cfg->groups,
-                (long long)cfg->stride, (long long)cfg->samp, cfg->transposed);
+                (long long)cfg->k, (long long)cfg->C, (long long)cfg->B, (long long)cfg->groups, (long long)cfg->stride,
+                (long long)cfg->samp, cfg->transposed);
     nd_tensor *t[9] = {&gx, &gWf, &gb, &GW, &Gb0, &GD, &Gmu, &GC, &GX};
-    for (int i = 0; i < 9; i++) nd_tensor_release(t[i]);
+    for (int i = 0; i < 9; i++)
+        nd_tensor_release(t[i]);
     td_fwd_free(&f);
     td_chain_free(&ch);
 }
@@ -482,17 +549,18 @@ static void td_chain_check(const td_chain_cfg *cfg)
 static void test_chain_gradients(void)
 {
     /*                    N  C  H  W Cout k pad dil str samp B groups eps iters transposed */
-    td_chain_cfg c[] = {{2, 6, 7, 6, 4, 3, 1, 1, 1, 2, 2, 1, 1e-3, 5, 0},  /* G = 3 strided blocks */
-                        {2, 6, 7, 6, 4, 3, 1, 1, 2, 2, 2, 1, 1e-3, 5, 0},  /* stride 2: s = 4 */
-                        {2, 6, 7, 6, 4, 3, 1, 1, 1, 2, 2, 1, 1e-5, 5, 1},  /* transposed x, spec eps */
-                        {2, 6, 5, 5, 4, 1, 0, 1, 1, 2, 2, 1, 1e-3, 5, 0},  /* k = 1: pixel rows */
-                        {2, 6, 6, 5, 4, 1, 0, 1, 2, 1, 3, 1, 1e-3, 5, 1},  /* k = 1, stride 2 */
-                        {2, 4, 8, 7, 3, 3, 2, 2, 1, 2, 2, 1, 1e-3, 5, 0},  /* dilation 2, padding 2 */
-                        {2, 6, 6, 6, 6, 3, 1, 1, 1, 2, 2, 3, 1e-3, 5, 0},  /* groups 3 */
-                        {2, 4, 6, 5, 4, 3, 1, 1, 2, 1, 1, 4, 1e-3, 1, 1},  /* depthwise, 1 step */
-                        {3, 6, 4, 4, 6, 1, 0, 1, 1, 1, 2, 3, 1e-3, 5, 0},  /* grouped 1x1 */
+    td_chain_cfg c[] = {{2, 6, 7, 6, 4, 3, 1, 1, 1, 2, 2, 1, 1e-3, 5, 0},   /* G = 3 strided blocks */
+                        {2, 6, 7, 6, 4, 3, 1, 1, 2, 2, 2, 1, 1e-3, 5, 0},   /* stride 2: s = 4 */
+                        {2, 6, 7, 6, 4, 3, 1, 1, 1, 2, 2, 1, 1e-5, 5, 1},   /* transposed x, spec eps */
+                        {2, 6, 5, 5, 4, 1, 0, 1, 1, 2, 2, 1, 1e-3, 5, 0},   /* k = 1: pixel rows */
+                        {2, 6, 6, 5, 4, 1, 0, 1, 2, 1, 3, 1, 1e-3, 5, 1},   /* k = 1, stride 2 */
+                        {2, 4, 8, 7, 3, 3, 2, 2, 1, 2, 2, 1, 1e-3, 5, 0},   /* dilation 2, padding 2 */
+                        {2, 6, 6, 6, 6, 3, 1, 1, 1, 2, 2, 3, 1e-3, 5, 0},   /* groups 3 */
+                        {2, 4, 6, 5, 4, 3, 1, 1, 2, 1, 1, 4, 1e-3, 1, 1},   /* depthwise, 1 step */
+                        {3, 6, 4, 4, 6, 1, 0, 1, 1, 1, 2, 3, 1e-3, 5, 0},   /* grouped 1x1 */
                         {2, 5, 6, 6, 3, 3, 1, 1, 1, 3, 5, 1, 1e-3, 15, 0}}; /* one block, 15 steps */
-    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) td_chain_check(&c[i]);
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++)
+        td_chain_check(&c[i]);
 }
 
 /* ---- (c) forward equivalence: conv(x, Wf, b) == sum_g w_{o,g} . D (patch_g - mu) + b0 ---- */
@@ -514,11 +582,12 @@ static void td_equiv_check(const td_chain_cfg *cfg)
         for (int64_t o = 0; o < p->Cout; o++)
             for (int64_t oh = 0; oh < p->OH; oh++)
                 for (int64_t ow = 0; ow < p->OW; ow++) {
-                    const int64_t j = o / Og; /* conv group */
+                    const int64_t j = o / Og;        /* conv group */
                     for (int64_t c = 0; c < Cg; c++) /* the patch this output sees */
                         for (int64_t ki = 0; ki < k; ki++)
                             for (int64_t kj = 0; kj < k; kj++) {
-                                int64_t h = oh * p->stride - p->pad + ki * p->dil, w = ow * p->stride - p->pad + kj * p->dil;
+                                int64_t h = oh * p->stride - p->pad + ki * p->dil,
+                                        w = ow * p->stride - p->pad + kj * p->dil;
                                 P[c * kk + ki * k + kj] =
                                     (h < 0 || h >= p->H || w < 0 || w >= p->W) ? 0 : *td_at(&ch.x, n, j * Cg + c, h, w);
                             }
@@ -528,10 +597,12 @@ static void td_equiv_check(const td_chain_cfg *cfg)
                     for (int64_t g = 0; g < G; g++) {
                         for (int64_t a = 0; a < F; a++) { /* u = D (p_g - mu) */
                             double s = 0;
-                            for (int64_t b = 0; b < F; b++) s += D[a * F + b] * (P[b * G + g] - mu[b]);
+                            for (int64_t b = 0; b < F; b++)
+                                s += D[a * F + b] * (P[b * G + g] - mu[b]);
                             u[a] = s;
                         }
-                        for (int64_t a = 0; a < F; a++) acc += td_d(&ch.W)[o * K + a * G + g] * u[a];
+                        for (int64_t a = 0; a < F; a++)
+                            acc += td_d(&ch.W)[o * K + a * G + g] * u[a];
                     }
                     double yv = y[((n * p->Cout + o) * p->OH + oh) * p->OW + ow];
                     err = fmax(err, fabs(yv - acc));
@@ -553,14 +624,16 @@ static void test_forward_equivalence(void)
                         {2, 6, 7, 6, 4, 3, 1, 1, 2, 3, 3, 1, 1e-5, 5, 1},
                         {2, 8, 5, 5, 4, 1, 0, 1, 1, 3, 2, 1, 1e-5, 5, 0},
                         {2, 6, 6, 6, 6, 3, 1, 1, 1, 2, 2, 3, 1e-5, 5, 0}};
-    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) td_equiv_check(&c[i]);
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++)
+        td_equiv_check(&c[i]);
 }
 
 /* ---- im2col vs its definition; col2im is its adjoint ---- */
 
 static void test_im2col(void)
 {
-    td_chain_cfg cfgs[] = {{2, 6, 7, 6, 4, 3, 1, 1, 1, 2, 2, 1, 0, 0, 1}, {2, 6, 5, 7, 4, 1, 0, 1, 1, 2, 3, 1, 0, 0, 1},
+    td_chain_cfg cfgs[] = {{2, 6, 7, 6, 4, 3, 1, 1, 1, 2, 2, 1, 0, 0, 1},
+                           {2, 6, 5, 7, 4, 1, 0, 1, 1, 2, 3, 1, 0, 0, 1},
                            {2, 6, 6, 6, 6, 3, 1, 2, 2, 1, 2, 3, 0, 0, 0}};
     for (size_t ci = 0; ci < sizeof cfgs / sizeof cfgs[0]; ci++) {
         td_chain ch;
@@ -602,7 +675,8 @@ static void test_im2col(void)
         nd_tensor_clone(&g0, &gx, ND_DTYPE_F64);
         ND_CHECK_OK(nd_deconv_col2im_cpu(&gx, &Y, &ch.g));
         double lhs = 0, rhs = 0;
-        for (int64_t i = 0; i < nd_tensor_numel(&X); i++) lhs += td_d(&X)[i] * td_d(&Y)[i];
+        for (int64_t i = 0; i < nd_tensor_numel(&X); i++)
+            lhs += td_d(&X)[i] * td_d(&Y)[i];
         for (int64_t n = 0; n < c->N; n++)
             for (int64_t cc = 0; cc < c->C; cc++)
                 for (int64_t i = 0; i < c->H; i++)
@@ -643,7 +717,8 @@ static double td_lin_eval(td_lin *t, nd_tensor *gx, nd_tensor *GW, nd_tensor *Gb
     for (int64_t n = 0; n < t->N; n++)
         for (int64_t o = 0; o < t->out; o++) {
             double y = td_d(&b)[o];
-            for (int64_t i = 0; i < t->in; i++) y += x[n * t->in + i] * wf[o * t->in + i];
+            for (int64_t i = 0; i < t->in; i++)
+                y += x[n * t->in + i] * wf[o * t->in + i];
             L += R[n * t->out + o] * y;
         }
     if (gx) {
@@ -659,15 +734,19 @@ static double td_lin_eval(td_lin *t, nd_tensor *gx, nd_tensor *GW, nd_tensor *Gb
                 }
             }
         nd_tensor GD = td_empty(), Gmu = td_empty(), GC = td_empty(), GX = td_empty();
-        ND_CHECK_OK(nd_deconv_fold_backward_cpu(GW, Gb0, &GD, &Gmu, &gWf, &gb, &t->W, &D, &mu, 1, ND_DECONV_CONTIGUOUS));
+        ND_CHECK_OK(
+            nd_deconv_fold_backward_cpu(GW, Gb0, &GD, &Gmu, &gWf, &gb, &t->W, &D, &mu, 1, ND_DECONV_CONTIGUOUS));
         ND_CHECK_OK(nd_isqrt_backward_cpu(&GC, &GD, &sv, &C, t->iters));
         ND_CHECK_OK(nd_deconv_cov_backward_cpu(&GX, &GC, &Gmu, &X, &mu, 1));
-        for (int64_t i = 0; i < t->N * t->in; i++) td_d(gx)[i] += td_d(&GX)[i]; /* GX viewed (N, in) */
+        for (int64_t i = 0; i < t->N * t->in; i++)
+            td_d(gx)[i] += td_d(&GX)[i]; /* GX viewed (N, in) */
         nd_tensor *r[6] = {&gWf, &gb, &GD, &Gmu, &GC, &GX};
-        for (int i = 0; i < 6; i++) nd_tensor_release(r[i]);
+        for (int i = 0; i < 6; i++)
+            nd_tensor_release(r[i]);
     }
     nd_tensor *r[8] = {&xc, &X, &mu, &C, &D, &sv, &Wf, &b};
-    for (int i = 0; i < 8; i++) nd_tensor_release(r[i]);
+    for (int i = 0; i < 8; i++)
+        nd_tensor_release(r[i]);
     return L;
 }
 
@@ -682,7 +761,8 @@ static void td_lin_check(int64_t N, int64_t in, int64_t out, int64_t B, double e
     } else {
         t.xbase = td_new(ND_DTYPE_F64, 2, N, in, 0, 0);
         td_fill(&t.xbase, 1.0);
-        for (int64_t i = 0; i < N * in; i++) td_d(&t.xbase)[i] += 0.2 * (double)(i % 5);
+        for (int64_t i = 0; i < N * in; i++)
+            td_d(&t.xbase)[i] += 0.2 * (double)(i % 5);
         nd_tensor_view_of(&t.x, &t.xbase);
     }
     t.W = td_new(ND_DTYPE_F64, 2, out, in, 0, 0);
@@ -723,7 +803,8 @@ static void td_lin_check(int64_t N, int64_t in, int64_t out, int64_t B, double e
         TD_GRAD((lp - lm) / (2 * h), td_d(&Gb0)[i], 0, tol, &td_worst_lin);
     }
     nd_tensor *r[8] = {&t.xbase, &t.x, &t.W, &t.b0, &t.R, &gx, &GW, &Gb0};
-    for (int i = 0; i < 8; i++) nd_tensor_release(r[i]);
+    for (int i = 0; i < 8; i++)
+        nd_tensor_release(r[i]);
 }
 
 static void test_delinear(void)
@@ -748,9 +829,11 @@ static double td_cd_loss(td_cd *t)
     nd_tensor y = td_empty(), m1 = td_empty(), D = td_empty(), cov = td_empty(), sv = td_empty();
     double m2, v2, L = 0;
     ND_CHECK_OK(nd_channel_deconv_forward_cpu(&y, &m1, &D, &cov, &sv, &m2, &v2, &t->x, t->B, t->eps, t->iters, t->s));
-    for (int64_t i = 0; i < nd_tensor_numel(&y); i++) L += td_d(&y)[i] * td_d(&t->R)[i];
+    for (int64_t i = 0; i < nd_tensor_numel(&y); i++)
+        L += td_d(&y)[i] * td_d(&t->R)[i];
     nd_tensor *r[5] = {&y, &m1, &D, &cov, &sv};
-    for (int i = 0; i < 5; i++) nd_tensor_release(r[i]);
+    for (int i = 0; i < 5; i++)
+        nd_tensor_release(r[i]);
     return L;
 }
 
@@ -767,7 +850,8 @@ static void td_cd_check(int64_t N, int64_t C, int64_t H, int64_t W, int64_t B, i
         t.xbase = transposed ? td_new(ND_DTYPE_F64, 4, N, C, W, H) : td_new(ND_DTYPE_F64, 4, N, C, H, W);
     }
     td_fill(&t.xbase, 1.0);
-    for (int64_t i = 0; i < nd_tensor_numel(&t.xbase); i++) td_d(&t.xbase)[i] += 0.5; /* non-zero mean */
+    for (int64_t i = 0; i < nd_tensor_numel(&t.xbase); i++)
+        td_d(&t.xbase)[i] += 0.5; /* non-zero mean */
     nd_tensor_view_of(&t.x, &t.xbase);
     if (transposed) nd_tensor_transpose(&t.x, two_d ? 0 : 2, two_d ? 1 : 3);
     t.R = two_d ? td_new(ND_DTYPE_F64, 2, N, C, 0, 0) : td_new(ND_DTYPE_F64, 4, N, C, H, W);
@@ -786,7 +870,8 @@ static void td_cd_check(int64_t N, int64_t C, int64_t H, int64_t W, int64_t B, i
         const int64_t j = col / (N * HW), n = (col / HW) % N, p = col % HW;
         for (int64_t a = 0; a < B; a++) {
             ref_m[a] += TD_X(n, a * cb + j, p);
-            for (int64_t b = 0; b < B; b++) ref_c[a * B + b] += TD_X(n, a * cb + j, p) * TD_X(n, b * cb + j, p);
+            for (int64_t b = 0; b < B; b++)
+                ref_c[a * B + b] += TD_X(n, a * cb + j, p) * TD_X(n, b * cb + j, p);
         }
     }
     double em = 0, ec = 0, ey = 0;
@@ -800,7 +885,8 @@ static void td_cd_check(int64_t N, int64_t C, int64_t H, int64_t W, int64_t B, i
         const int64_t j = col / (N * HW), n = (col / HW) % N, p = col % HW;
         for (int64_t a = 0; a < B; a++) {
             double r = 0;
-            for (int64_t b = 0; b < B; b++) r += td_d(&D)[a * B + b] * (TD_X(n, b * cb + j, p) - td_d(&m1)[b]);
+            for (int64_t b = 0; b < B; b++)
+                r += td_d(&D)[a * B + b] * (TD_X(n, b * cb + j, p) - td_d(&m1)[b]);
             ey = fmax(ey, fabs(r - td_d(&y)[(n * C + a * cb + j) * HW + p]));
         }
     }
@@ -808,10 +894,12 @@ static void td_cd_check(int64_t N, int64_t C, int64_t H, int64_t W, int64_t B, i
         double sum = 0, sq = 0;
         int64_t n2 = 0;
         for (int64_t n = 0; n < N; n++)
-            for (int64_t q = 0; q < (C - c) * HW; q += ss, n2++) sum += TD_X(n, c + q / HW, q % HW);
+            for (int64_t q = 0; q < (C - c) * HW; q += ss, n2++)
+                sum += TD_X(n, c + q / HW, q % HW);
         const double mean = sum / (double)n2;
         for (int64_t n = 0; n < N; n++)
-            for (int64_t q = 0; q < (C - c) * HW; q += ss) sq += pow(TD_X(n, c + q / HW, q % HW) - mean, 2);
+            for (int64_t q = 0; q < (C - c) * HW; q += ss)
+                sq += pow(TD_X(n, c + q / HW, q % HW) - mean, 2);
         const double var = sq / (double)(n2 - 1);
         ND_CHECK_NEAR(m2, mean, 1e-13);
         ND_CHECK_NEAR(v2, var, 1e-13);
@@ -825,7 +913,8 @@ static void td_cd_check(int64_t N, int64_t C, int64_t H, int64_t W, int64_t B, i
     nd_tensor ya = td_empty();
     ND_CHECK_OK(nd_channel_deconv_apply_cpu(&ya, &t.x, &m1, &D, m2, v2, t.eps));
     double ea = 0;
-    for (int64_t i = 0; i < nd_tensor_numel(&y); i++) ea = fmax(ea, fabs(td_d(&ya)[i] - td_d(&y)[i]));
+    for (int64_t i = 0; i < nd_tensor_numel(&y); i++)
+        ea = fmax(ea, fabs(td_d(&ya)[i] - td_d(&y)[i]));
     ND_CHECK(ea < 1e-13);
     nd_tensor_release(&ya);
     /* backward vs finite differences */
@@ -844,7 +933,8 @@ static void td_cd_check(int64_t N, int64_t C, int64_t H, int64_t W, int64_t B, i
             }
 #undef TD_X
     nd_tensor *r[9] = {&y, &m1, &D, &cov, &sv, &gx, &t.xbase, &t.x, &t.R};
-    for (int i = 0; i < 9; i++) nd_tensor_release(r[i]);
+    for (int i = 0; i < 9; i++)
+        nd_tensor_release(r[i]);
 }
 
 static void test_channel_deconv(void)
@@ -914,16 +1004,19 @@ static void test_float32(void)
     ND_CHECK_OK(nd_deconv_cov_backward_cpu(&GX, &GC, NULL, &X, &mu, 1));
     ND_CHECK(td_rel(&GX, &GX64) < 1e-3);
     nd_tensor *r[14] = {&x, &W, &b0, &X, &mu, &C, &D, &sv, &Wf, &b, &GD64, &GD, &GC, &GC64};
-    for (int i = 0; i < 14; i++) nd_tensor_release(r[i]);
+    for (int i = 0; i < 14; i++)
+        nd_tensor_release(r[i]);
     nd_tensor_release(&GX);
     nd_tensor_release(&GX64);
     td_fwd_free(&f);
     td_chain_free(&ch);
 
-    /* a rank-deficient 256 x 256 covariance from 96 rows with a large mean, float32 vs float64 */
-    nd_tensor X64 = td_new(ND_DTYPE_F64, 2, 96, 256, 0, 0);
+    /* a rank-deficient 512 x 512 covariance from 128 rows (Delinear on VGG) with a large mean,
+     * float32 against float64 */
+    nd_tensor X64 = td_new(ND_DTYPE_F64, 2, 128, 512, 0, 0);
     td_fill(&X64, 1.0);
-    for (int64_t i = 0; i < 96 * 256; i++) td_d(&X64)[i] += 30.0 + (double)(i % 7);
+    for (int64_t i = 0; i < 128 * 512; i++)
+        td_d(&X64)[i] += 30.0 + (double)(i % 7);
     nd_tensor X32 = td_to(&X64, ND_DTYPE_F32), m64 = td_empty(), C64 = td_empty(), D64 = td_empty(), m32, C32, D32;
     nd_tensor_init_empty(&m32, ND_DTYPE_F32), nd_tensor_init_empty(&C32, ND_DTYPE_F32);
     nd_tensor_init_empty(&D32, ND_DTYPE_F32);
@@ -934,10 +1027,12 @@ static void test_float32(void)
     ND_CHECK(td_rel(&C32, &C64) < 1e-5);
     ND_CHECK(td_rel(&D32, &D64) < 1e-4);
     int finite = 1;
-    for (int64_t i = 0; i < 256 * 256; i++) finite &= isfinite(((float *)nd_tensor_data(&D32))[i]) != 0;
+    for (int64_t i = 0; i < 512 * 512; i++)
+        finite &= isfinite(((float *)nd_tensor_data(&D32))[i]) != 0;
     ND_CHECK(finite);
     nd_tensor *q[8] = {&X64, &X32, &m64, &C64, &D64, &m32, &C32, &D32};
-    for (int i = 0; i < 8; i++) nd_tensor_release(q[i]);
+    for (int i = 0; i < 8; i++)
+        nd_tensor_release(q[i]);
 }
 
 /* ---- errors ---- */
@@ -963,7 +1058,8 @@ static void test_errors(void)
     ND_CHECK(nd_channel_deconv_forward_cpu(&y, &m1, &D, &cov, &sv, &m2, &v2, &x3, 3, 1e-3, 5, 3) == ND_ERR_SHAPE);
     ND_CHECK(strstr(nd_error_message(), "channel_deconv") != NULL);
     nd_tensor *r[12] = {&A, &D, &Z, &x, &X, &W, &Df, &mu, &Wf, &b, &x3, &y};
-    for (int i = 0; i < 12; i++) nd_tensor_release(r[i]);
+    for (int i = 0; i < 12; i++)
+        nd_tensor_release(r[i]);
     nd_tensor_release(&m1);
     nd_tensor_release(&cov);
     nd_tensor_release(&sv);
@@ -974,6 +1070,7 @@ void nd_test_deconv(void)
     int64_t before = nd_storage_bytes_cpu();
     test_isqrt_vs_eigen();
     test_isqrt_saturation();
+    test_isqrt_batched();
     test_isqrt_backward();
     test_im2col();
     test_chain_gradients();

@@ -1,0 +1,2 @@
+-- nn.LogSoftMax: log-softmax over the class dim (2 of N x C x ...) (see nn/activation.lua).
+return require('nn.activation')('nn.LogSoftMax', 'logsoftmax')

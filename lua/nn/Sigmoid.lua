@@ -1,0 +1,2 @@
+-- nn.Sigmoid: elementwise sigmoid (see nn/activation.lua).
+return require('nn.activation')('nn.Sigmoid', 'sigmoid')

@@ -1,0 +1,2 @@
+-- nn.Tanh: elementwise tanh (see nn/activation.lua).
+return require('nn.activation')('nn.Tanh', 'tanh')

@@ -1,0 +1,25 @@
+-- The convolution calls shared by nn.SpatialConvolution and nn.Deconv (folded weights).
+-- p = {kW, kH, dW, dH, padW, padH, dilW, dilH, groups}.
+local nd = require('nd')
+
+local conv = {}
+
+-- out (N,Cout,OH,OW) = W * x + b; b may be nil.
+function conv.forward(x, W, b, p, out)
+  return nd.core.conv2d_forward(out, x, W, b or false, p.kW, p.kH, p.dW, p.dH, p.padW, p.padH,
+                                p.dilW or 1, p.dilH or 1, p.groups or 1)
+end
+
+-- Fresh, unscaled gradients: gx (or nil), GW and Gb (or nil) for the loss gradient go.
+function conv.backward(x, go, W, p, wantInput, wantParams)
+  local GW, Gb
+  if wantParams then
+    GW = nd.core.zeros(nd.core.dtype(W), nd.core.size(W))
+    Gb = nd.core.zeros(nd.core.dtype(W), {nd.core.size(W, 1)})
+  end
+  local gx = nd.core.conv2d_backward(wantInput and nil or false, GW or false, Gb or false, x, go, W, 1,
+                                     p.kW, p.kH, p.dW, p.dH, p.padW, p.padH, p.dilW or 1, p.dilH or 1, p.groups or 1)
+  return gx, GW, Gb
+end
+
+return conv
