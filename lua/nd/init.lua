@@ -19,4 +19,6 @@ part('nd.linalg')
 part('nd.class')
 part('nd.serialize')
 part('nd.cuda')
+-- nd.isqrt(A, iters): Newton-Schulz inverse square root (reference-spec section 1).
+function nd.isqrt(A, iters) return core.isqrt(A, iters or 5) end
 return nd

@@ -57,7 +57,9 @@ function BN:updateOutput(input)
 end
 
 local function backward(self, input, gradOutput, scale, wantInput, wantParams)
-  local gi = nd.core.batchnorm_backward(wantInput and nil or false,
+  local gi_out = nil -- nil: a new gradInput; false: skip it
+  if not wantInput then gi_out = false end
+  local gi = nd.core.batchnorm_backward(gi_out,
     wantParams and self.gradWeight or false, wantParams and self.gradBias or false,
     input, gradOutput, self.weight or false, self.save_mean or false, self.save_std or false,
     self.running_mean, self.running_var, self.train, scale or 1, self.eps)

@@ -82,7 +82,7 @@ end
 local function convert(value, typename, memo)
   if nd.isTensor(value) then
     local dt, cuda = nd.core.dtype(value), typename:find('Cuda') ~= nil
-    local key = table.concat({tostring(nd.core.storageid(value)), nd.core.offset(value),
+    local key = table.concat({tostring((nd.core.storageid(value))), nd.core.offset(value),
                               tostring(value:size()), tostring(value:stride())}, ':')
     if memo[key] then return memo[key] end
     local out
@@ -164,7 +164,7 @@ local function flatten(list)
   if #list == 0 then return nd.Tensor() end
   local unique, keyof, total = {}, {}, 0
   for _, t in ipairs(list) do
-    local key = tostring(nd.core.storageid(t)) .. ':' .. nd.core.offset(t) .. ':' .. tostring(t:size())
+    local key = tostring((nd.core.storageid(t))) .. ':' .. nd.core.offset(t) .. ':' .. tostring(t:size())
     if not keyof[key] then
       keyof[key] = {t}
       unique[#unique + 1] = key

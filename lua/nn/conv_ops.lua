@@ -12,12 +12,14 @@ end
 
 -- Fresh, unscaled gradients: gx (or nil), GW and Gb (or nil) for the loss gradient go.
 function conv.backward(x, go, W, p, wantInput, wantParams)
+  local gi_out = nil -- nil: a new gradInput; false: skip it
+  if not wantInput then gi_out = false end
   local GW, Gb
   if wantParams then
     GW = nd.core.zeros(nd.core.dtype(W), nd.core.size(W))
     Gb = nd.core.zeros(nd.core.dtype(W), {nd.core.size(W, 1)})
   end
-  local gx = nd.core.conv2d_backward(wantInput and nil or false, GW or false, Gb or false, x, go, W, 1,
+  local gx = nd.core.conv2d_backward(gi_out, GW or false, Gb or false, x, go, W, 1,
                                      p.kW, p.kH, p.dW, p.dH, p.padW, p.padH, p.dilW or 1, p.dilH or 1, p.groups or 1)
   return gx, GW, Gb
 end

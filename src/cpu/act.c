@@ -13,7 +13,7 @@
         const ND_T *a = (const ND_T *)it->ptr[1];                                            \
         const int64_t so = it->istride[0], sa = it->istride[1], n = it->inner;               \
         if (so == 1 && sa == 1) {                                                            \
-            _Pragma("omp parallel for simd schedule(static) if (n > 65536)")                 \
+            _Pragma("omp parallel for simd schedule(static) if (nd_nn_parallel() && n > 65536)")                 \
             for (int64_t i = 0; i < n; i++) { const ND_T x = a[i]; o[i] = (EXPR); }          \
         } else {                                                                             \
             for (int64_t i = 0; i < n; i++) { const ND_T x = a[i * sa]; o[i * so] = (EXPR); } \
@@ -26,7 +26,7 @@
         const int64_t so = it->istride[0], sa = it->istride[1], sb = it->istride[2];         \
         const int64_t n = it->inner;                                                         \
         if (so == 1 && sa == 1 && sb == 1) {                                                 \
-            _Pragma("omp parallel for simd schedule(static) if (n > 65536)")                 \
+            _Pragma("omp parallel for simd schedule(static) if (nd_nn_parallel() && n > 65536)")                 \
             for (int64_t i = 0; i < n; i++) { const ND_T g = a[i], y = b[i]; o[i] = (EXPR); } \
         } else {                                                                             \
             for (int64_t i = 0; i < n; i++) {                                                \
@@ -46,7 +46,7 @@ static void ND_F(tanh_bwd)(nd_iter *it) { ND_ACT_LOOP3(g * ((ND_T)1 - y * y)) }
 /* Softmax over c of x viewed as (N, C, S), contiguous; log_mode gives log-softmax. */
 static void ND_F(softmax_fwd)(ND_T *y, const ND_T *x, int64_t N, int64_t C, int64_t S, int log_mode)
 {
-#pragma omp parallel for schedule(static) if (N * C * S > 32768)
+#pragma omp parallel for schedule(static) if (nd_nn_parallel() && (N * C * S > 32768))
     for (int64_t ns = 0; ns < N * S; ns++) {
         const int64_t n = ns / S, s = ns % S;
         const ND_T *xp = x + n * C * S + s;
@@ -67,7 +67,7 @@ static void ND_F(softmax_fwd)(ND_T *y, const ND_T *x, int64_t N, int64_t C, int6
 
 static void ND_F(softmax_bwd)(ND_T *gi, const ND_T *go, const ND_T *y, int64_t N, int64_t C, int64_t S, int log_mode)
 {
-#pragma omp parallel for schedule(static) if (N * C * S > 32768)
+#pragma omp parallel for schedule(static) if (nd_nn_parallel() && (N * C * S > 32768))
     for (int64_t ns = 0; ns < N * S; ns++) {
         const int64_t base = (ns / S) * C * S + ns % S;
         double sum = 0;

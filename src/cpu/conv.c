@@ -25,7 +25,7 @@ static nd_status ND_F(im2col)(ND_T *cols, int64_t ldc, const ND_T *x, int64_t B,
         int32_t *map = malloc(sizeof(int32_t) * (size_t)(KK * P));
         if (!map) return ND_ERROR(ND_ERR_MEMORY, "conv2d: out of memory");
         nd_conv_gather_map(map, g);
-#pragma omp parallel for schedule(static) if (rows * B * P > 32768)
+#pragma omp parallel for schedule(static) if (nd_nn_parallel() && (rows * B * P > 32768))
         for (int64_t r = 0; r < rows; r++) {
             const int32_t *m = map + (r % KK) * P;
             const ND_T *plane = x + (r / KK) * HW;
@@ -42,7 +42,7 @@ static nd_status ND_F(im2col)(ND_T *cols, int64_t ldc, const ND_T *x, int64_t B,
         free(map);
         return ND_OK;
     }
-#pragma omp parallel for schedule(static) if (rows * B * P > 32768)
+#pragma omp parallel for schedule(static) if (nd_nn_parallel() && (rows * B * P > 32768))
     for (int64_t r = 0; r < rows; r++) {
         const int64_t c = r / KK, ki = (r % KK) / g->kw, kj = r % g->kw;
         const int64_t off_w = kj * g->dw - g->pw, off_h = ki * g->dh - g->ph;
@@ -82,7 +82,7 @@ static nd_status ND_F(col2im)(ND_T *x, const ND_T *cols, int64_t ldc, int64_t B,
         int32_t *map = malloc(sizeof(int32_t) * (size_t)(KK * HW));
         if (!map) return ND_ERROR(ND_ERR_MEMORY, "conv2d: out of memory");
         nd_conv_scatter_map(map, g);
-#pragma omp parallel for collapse(2) schedule(static) if (C * KK * B * P > 32768)
+#pragma omp parallel for collapse(2) schedule(static) if (nd_nn_parallel() && (C * KK * B * P > 32768))
         for (int64_t c = 0; c < C; c++) {
             for (int64_t b = 0; b < B; b++) {
                 ND_T *plane = x + (b * C + c) * HW;
@@ -102,7 +102,7 @@ static nd_status ND_F(col2im)(ND_T *x, const ND_T *cols, int64_t ldc, int64_t B,
         free(map);
         return ND_OK;
     }
-#pragma omp parallel for collapse(2) schedule(static) if (C * KK * B * P > 32768)
+#pragma omp parallel for collapse(2) schedule(static) if (nd_nn_parallel() && (C * KK * B * P > 32768))
     for (int64_t c = 0; c < C; c++) {
         for (int64_t b = 0; b < B; b++) {
             ND_T *plane = x + (b * C + c) * HW;
@@ -134,7 +134,7 @@ static nd_status ND_F(col2im)(ND_T *x, const ND_T *cols, int64_t ldc, int64_t B,
 static void ND_F(scatter_out)(ND_T *out, const ND_T *Y, int64_t B, int64_t Cout, int64_t P, const ND_T *bias,
                               int64_t bstride)
 {
-#pragma omp parallel for collapse(2) schedule(static) if (B * Cout * P > 32768)
+#pragma omp parallel for collapse(2) schedule(static) if (nd_nn_parallel() && (B * Cout * P > 32768))
     for (int64_t b = 0; b < B; b++) {
         for (int64_t co = 0; co < Cout; co++) {
             ND_T *o = out + (b * Cout + co) * P;
@@ -152,7 +152,7 @@ static void ND_F(scatter_out)(ND_T *out, const ND_T *Y, int64_t B, int64_t Cout,
 /* G[co][b*P : b*P+P] = gout[b][co][:] for B images. */
 static void ND_F(gather_grad)(ND_T *G, const ND_T *gout, int64_t B, int64_t Cout, int64_t P)
 {
-#pragma omp parallel for collapse(2) schedule(static) if (B * Cout * P > 32768)
+#pragma omp parallel for collapse(2) schedule(static) if (nd_nn_parallel() && (B * Cout * P > 32768))
     for (int64_t co = 0; co < Cout; co++)
         for (int64_t b = 0; b < B; b++)
             memcpy(G + co * B * P + b * P, gout + (b * Cout + co) * P, sizeof(ND_T) * (size_t)P);
@@ -166,7 +166,7 @@ static nd_status ND_F(forward)(ND_T *out, const ND_T *x, const ND_T *w, const ND
     if (nd_conv_is_pointwise(g) && P >= ND_CONV_DIRECT_MIN_P) {
         /* 1x1: out_n,g = W_g @ x_n,g straight from the input, bias written first. */
         if (bias) {
-#pragma omp parallel for collapse(2) schedule(static) if (g->N * g->Cout * P > 32768)
+#pragma omp parallel for collapse(2) schedule(static) if (nd_nn_parallel() && (g->N * g->Cout * P > 32768))
             for (int64_t n = 0; n < g->N; n++)
                 for (int64_t co = 0; co < g->Cout; co++) {
                     ND_T *o = out + (n * g->Cout + co) * P, bv = bias[co * bstride];
@@ -199,7 +199,7 @@ static nd_status ND_F(forward)(ND_T *out, const ND_T *x, const ND_T *w, const ND
 static void ND_F(grad_bias)(ND_T *gb, int64_t gbstride, const ND_T *gout, int64_t N, int64_t Cout, int64_t P,
                             double scale)
 {
-#pragma omp parallel for schedule(static) if (N * Cout * P > 32768)
+#pragma omp parallel for schedule(static) if (nd_nn_parallel() && (N * Cout * P > 32768))
     for (int64_t co = 0; co < Cout; co++) {
         double s = 0;
         for (int64_t n = 0; n < N; n++) {
@@ -263,6 +263,7 @@ static nd_status ND_F(backward)(ND_T *gin, ND_T *gw, ND_T *gb, int64_t gbstride,
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "nd_cpu_nn.h"
 
@@ -277,6 +278,28 @@ typedef struct nd_conv_geom {
 } nd_conv_geom;
 
 static int64_t nd_conv_chunk_budget = 64ll << 20;
+
+/* -1: not decided yet (a benign race: every thread decides the same from the environment). */
+static int nd_nn_parallel_setting = -1;
+
+int nd_nn_parallel(void)
+{
+    int on = nd_nn_parallel_setting;
+    if (on < 0) {
+        const char *wp = getenv("OMP_WAIT_POLICY"), *sc = getenv("GOMP_SPINCOUNT");
+        on = (wp && strcasecmp(wp, "passive") == 0) ||
+             (sc && sc[0] >= '0' && sc[0] <= '9' && strtoll(sc, NULL, 10) <= 100000);
+        nd_nn_parallel_setting = on;
+    }
+    return on;
+}
+
+int nd_nn_set_parallel(int on)
+{
+    int old = nd_nn_parallel();
+    if (on >= 0) nd_nn_parallel_setting = on ? 1 : 0;
+    return old;
+}
 
 int64_t nd_conv_set_chunk_bytes(int64_t bytes)
 {

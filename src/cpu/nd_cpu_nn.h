@@ -83,6 +83,16 @@ nd_status nd_conv2d_backward_cpu(nd_tensor *grad_input, nd_tensor *grad_weight, 
 /* Budget of the column buffers of one chunk in bytes (default 64 MiB; process-wide setting,
  * read at each call). Returns the previous value; bytes <= 0 only queries. */
 int64_t nd_conv_set_chunk_bytes(int64_t bytes);
+/* Whether the memory-bound loops of these kernels (im2col, col2im, pooling, batch norm, ...)
+ * run on OpenMP threads. Default (-1 = decide at first use): yes when idle OpenMP workers
+ * sleep (OMP_WAIT_POLICY=passive, or GOMP_SPINCOUNT <= 100000 in the environment), no
+ * otherwise: spinning workers keep a core busy for milliseconds after each parallel region and
+ * slow the next OpenBLAS GEMM by more than the parallel copy saves (2 cores: conv forward
+ * -20%). on = 0 / 1 forces it; returns the setting in force before the call (on < 0: query). */
+int nd_nn_set_parallel(int on);
+/* 1 when the loops may run in parallel (the setting above, resolved). */
+int nd_nn_parallel(void);
+
 /* The scratch is thread-local (each thread that runs convolutions has its own, so concurrent
  * calls from different threads are safe); this frees the calling thread's scratch. */
 void nd_conv_scratch_free(void);

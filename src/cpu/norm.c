@@ -21,7 +21,7 @@ static void ND_F(train_fwd)(ND_T *y, const ND_T *x, const nd_bn_geom *g, const n
                             const nd_bn_vec *rvar, double momentum, double eps)
 {
     const int64_t N = g->N, C = g->C, S = g->S, m = N * S;
-#pragma omp parallel for schedule(static) if (N * C * S > 32768)
+#pragma omp parallel for schedule(static) if (nd_nn_parallel() && (N * C * S > 32768))
     for (int64_t c = 0; c < C; c++) {
         double sum = 0, ss = 0;
         for (int64_t n = 0; n < N; n++) {
@@ -60,7 +60,7 @@ static void ND_F(eval_fwd)(ND_T *y, const ND_T *x, const nd_bn_geom *g, const nd
                            const nd_bn_vec *rmean, const nd_bn_vec *rvar, double eps)
 {
     const int64_t N = g->N, C = g->C, S = g->S;
-#pragma omp parallel for collapse(2) schedule(static) if (N * C * S > 32768)
+#pragma omp parallel for collapse(2) schedule(static) if (nd_nn_parallel() && (N * C * S > 32768))
     for (int64_t n = 0; n < N; n++)
         for (int64_t c = 0; c < C; c++) {
             const double invstd = 1.0 / sqrt(ND_F(vget)(rvar, c, 1) + eps);
@@ -79,7 +79,7 @@ static void ND_F(bwd)(ND_T *gi, const nd_bn_vec *gw, const nd_bn_vec *gb, const 
                       int training, int inv_is_var, double scale, double eps)
 {
     const int64_t N = g->N, C = g->C, S = g->S, m = N * S;
-#pragma omp parallel for schedule(static) if (N * C * S > 32768)
+#pragma omp parallel for schedule(static) if (nd_nn_parallel() && (N * C * S > 32768))
     for (int64_t c = 0; c < C; c++) {
         const double mean = ND_F(vget)(mean_v, c, 0);
         const double invstd = inv_is_var ? 1.0 / sqrt(ND_F(vget)(inv_v, c, 1) + eps) : ND_F(vget)(inv_v, c, 1);

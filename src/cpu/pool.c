@@ -9,7 +9,7 @@
 static void ND_F(maxpool_fwd)(ND_T *out, int64_t *ind, const ND_T *x, const nd_pool_geom *g)
 {
     const int64_t HW = g->H * g->W, OHW = g->OH * g->OW;
-#pragma omp parallel for schedule(static) if (g->planes * OHW * g->kh * g->kw > 32768)
+#pragma omp parallel for schedule(static) if (nd_nn_parallel() && (g->planes * OHW * g->kh * g->kw > 32768))
     for (int64_t pl = 0; pl < g->planes; pl++) {
         const ND_T *xp = x + pl * HW;
         ND_T *op = out + pl * OHW;
@@ -42,7 +42,7 @@ static void ND_F(maxpool_fwd)(ND_T *out, int64_t *ind, const ND_T *x, const nd_p
 static void ND_F(maxpool_bwd)(ND_T *gi, const ND_T *go, const int64_t *ind, const nd_pool_geom *g)
 {
     const int64_t HW = g->H * g->W, OHW = g->OH * g->OW;
-#pragma omp parallel for schedule(static) if (g->planes * (HW + OHW) > 32768)
+#pragma omp parallel for schedule(static) if (nd_nn_parallel() && (g->planes * (HW + OHW) > 32768))
     for (int64_t pl = 0; pl < g->planes; pl++) {
         ND_T *gp = gi + pl * HW;
         memset(gp, 0, sizeof(ND_T) * (size_t)HW);
@@ -69,7 +69,7 @@ static inline void ND_F(avg_window)(const nd_pool_geom *g, int64_t oh, int64_t o
 static void ND_F(avgpool_fwd)(ND_T *out, const ND_T *x, const nd_pool_geom *g)
 {
     const int64_t HW = g->H * g->W, OHW = g->OH * g->OW;
-#pragma omp parallel for schedule(static) if (g->planes * OHW * g->kh * g->kw > 32768)
+#pragma omp parallel for schedule(static) if (nd_nn_parallel() && (g->planes * OHW * g->kh * g->kw > 32768))
     for (int64_t pl = 0; pl < g->planes; pl++) {
         const ND_T *xp = x + pl * HW;
         for (int64_t oh = 0; oh < g->OH; oh++)
@@ -87,7 +87,7 @@ static void ND_F(avgpool_fwd)(ND_T *out, const ND_T *x, const nd_pool_geom *g)
 static void ND_F(avgpool_bwd)(ND_T *gi, const ND_T *go, const nd_pool_geom *g)
 {
     const int64_t HW = g->H * g->W, OHW = g->OH * g->OW;
-#pragma omp parallel for schedule(static) if (g->planes * OHW * g->kh * g->kw > 32768)
+#pragma omp parallel for schedule(static) if (nd_nn_parallel() && (g->planes * OHW * g->kh * g->kw > 32768))
     for (int64_t pl = 0; pl < g->planes; pl++) {
         ND_T *gp = gi + pl * HW;
         memset(gp, 0, sizeof(ND_T) * (size_t)HW);
@@ -108,7 +108,7 @@ static void ND_F(avgpool_bwd)(ND_T *gi, const ND_T *go, const nd_pool_geom *g)
 static void ND_F(adaptive_avg)(ND_T *out, const ND_T *x, const nd_pool_geom *g, int backward)
 {
     const int64_t HW = g->H * g->W, OHW = g->OH * g->OW;
-#pragma omp parallel for schedule(static) if (g->planes * HW > 32768)
+#pragma omp parallel for schedule(static) if (nd_nn_parallel() && (g->planes * HW > 32768))
     for (int64_t pl = 0; pl < g->planes; pl++) {
         if (backward) memset(out + pl * HW, 0, sizeof(ND_T) * (size_t)HW);
         for (int64_t oh = 0; oh < g->OH; oh++) {

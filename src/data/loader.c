@@ -8,6 +8,7 @@
  * worker draws from one generator in a fixed order (the permutation, then per sample in batch
  * order: crop y offset, crop x offset, flip), seeded from (seed, epoch) only. */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

@@ -66,7 +66,7 @@ static int nd_png_decode(nd_png_state *st)
         snprintf(st->msg, sizeof st->msg, "image of %u x %u is too large", (unsigned)w, (unsigned)h);
         return 1;
     }
-    st->pixels = malloc(rowbytes * h ? rowbytes * h : 1);
+    st->pixels = malloc(rowbytes * h > 0 ? rowbytes * h : 1);
     st->rows = malloc(sizeof(png_bytep) * (h ? h : 1));
     if (!st->pixels || !st->rows) {
         snprintf(st->msg, sizeof st->msg, "out of memory for a %u x %u image", (unsigned)w, (unsigned)h);

@@ -7,6 +7,7 @@
  *   core.reduce(op, values|nil, indices|nil, x, dim [, p]) -> values [, indices] (argmax/argmin: indices)
  *   core.reduceall(op, x [, p])                            -> number [, index]
  *   core.cumulate(op, out|nil, x, dim)                     -> out
+ *   core.samesize(a, b)                                    -> boolean
  *
  * `op` is the kernel's name ("exp", "add", "addcmul", "sum", "cumsum", ...; see nd_*_name), looked
  * up in a table built once. A nil out is made here: x's dtype (uint8 for comparisons and logic;
@@ -236,6 +237,15 @@ static int l_cumulate(lua_State *L)
     return 1;
 }
 
+/* core.samesize(a, b) -> true when a and b have the same sizes (cheap: no tables). */
+static int l_samesize(lua_State *L)
+{
+    nd_tensor *a = check_tensor(L, 1, "samesize", "argument #1");
+    nd_tensor *b = check_tensor(L, 2, "samesize", "argument #2");
+    lua_pushboolean(L, nd_tensor_same_shape(a, b));
+    return 1;
+}
+
 /* ---- registration ---- */
 
 typedef const char *(*name_fn)(int);
@@ -266,6 +276,6 @@ void nd_lua_open_math(lua_State *L)
     register_family(L, "reduce", l_reduce, reduce_name, ND_REDUCE_COUNT);
     register_family(L, "reduceall", l_reduceall, reduce_name, ND_REDUCE_COUNT);
     register_family(L, "cumulate", l_cumulate, cumulate_name, ND_CUMULATE_COUNT);
-    static const luaL_Reg fns[] = {{"fill", l_fill}, {NULL, NULL}};
+    static const luaL_Reg fns[] = {{"fill", l_fill}, {"samesize", l_samesize}, {NULL, NULL}};
     nd_lua_register(L, fns);
 }

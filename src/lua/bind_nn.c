@@ -500,11 +500,14 @@ static void nn_targets(lua_State *L, nd_tensor *out, const nd_tensor *t, int64_t
             o[i] = ignore - 1;
             continue;
         }
-        if (c != (double)(int64_t)c || c < 1 || c > (double)nclasses) {
+        if (!(c >= 1 && c <= (double)nclasses && c == (double)(int64_t)c)) {
             nd_tensor_release(&flat);
             nd_tensor_release(out);
-            nd_lua_error(L, "%s: target %f is out of range for %d classes (sample %d)", op, c, (int)nclasses,
-                         (int)(i + 1));
+            if (c == (double)(int64_t)c)
+                nd_lua_error(L, "%s: target %I is out of range for %I classes (sample %I)", op, (lua_Integer)c,
+                             (lua_Integer)nclasses, (lua_Integer)(i + 1));
+            nd_lua_error(L, "%s: target %f is not a class number (%I classes, sample %I)", op, c,
+                         (lua_Integer)nclasses, (lua_Integer)(i + 1));
         }
         o[i] = (int64_t)c - 1;
     }

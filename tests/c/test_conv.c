@@ -317,6 +317,46 @@ static void test_backward_fd(void)
     }
 }
 
+/* The OpenMP paths (forced on, sizes above the parallel thresholds) give the same results as
+ * the serial ones, both im2col strategies. */
+static void test_parallel(void)
+{
+    const conv_case big[2] = {{4, 16, 12, 12, 8, 3, 3, 1, 1, 1, 1, 1, 1, 2, 1},
+                              {3, 6, 20, 24, 5, 3, 3, 2, 1, 1, 1, 1, 1, 1, 1}};
+    for (int k = 0; k < 2; k++) {
+        const conv_case *c = &big[k];
+        nd_conv2d_params p = conv_params(c);
+        int64_t OH = nd_conv_out_size(c->H, c->kh, c->sh, c->ph, c->dh);
+        int64_t OW = nd_conv_out_size(c->W, c->kw, c->sw, c->pw, c->dw);
+        int64_t xs[4] = {c->N, c->C, c->H, c->W}, ws[4] = {c->Cout, c->C / c->groups, c->kh, c->kw};
+        int64_t os[4] = {c->N, c->Cout, OH, OW}, bs[1] = {c->Cout};
+        nd_dtype dt = ND_DTYPE_F32;
+        nd_tensor x = conv_rand(dt, 4, xs), w = conv_rand(dt, 4, ws), b = conv_rand(dt, 1, bs);
+        nd_tensor go = conv_rand(dt, 4, os), ref = conv_zeros(dt, 4, os);
+        nd_tensor out[2], gi[2], gw[2], gb[2];
+        ND_CHECK_OK(nd_conv2d_forward_ref_cpu(&ref, &x, &w, &b, &p));
+        int old = nd_nn_set_parallel(0);
+        for (int par = 0; par < 2; par++) {
+            nd_nn_set_parallel(par);
+            ND_CHECK(nd_nn_parallel() == par);
+            out[par] = conv_zeros(dt, 4, os);
+            gi[par] = conv_zeros(dt, 4, xs);
+            gw[par] = conv_zeros(dt, 4, ws);
+            gb[par] = conv_zeros(dt, 1, bs);
+            ND_CHECK_OK(nd_conv2d_forward_cpu(&out[par], &x, &w, &b, &p));
+            ND_CHECK_OK(nd_conv2d_backward_cpu(&gi[par], &gw[par], &gb[par], &x, &go, &w, 1.0, &p));
+        }
+        nd_nn_set_parallel(old);
+        ND_CHECK_NEAR(conv_maxdiff(&out[1], &ref), 0, 2e-5);
+        ND_CHECK(conv_maxdiff(&out[0], &out[1]) == 0);
+        ND_CHECK(conv_maxdiff(&gi[0], &gi[1]) == 0);
+        ND_CHECK(conv_maxdiff(&gw[0], &gw[1]) == 0);
+        ND_CHECK(conv_maxdiff(&gb[0], &gb[1]) == 0);
+        nd_tensor *all[] = {&x, &w, &b, &go, &ref, &out[0], &out[1], &gi[0], &gi[1], &gw[0], &gw[1], &gb[0], &gb[1]};
+        for (int i = 0; i < 13; i++) nd_tensor_release(all[i]);
+    }
+}
+
 static void test_errors(void)
 {
     nd_conv2d_params p = {3, 3, 1, 1, 1, 1, 1, 1, 1};
@@ -354,6 +394,7 @@ void nd_test_conv(void)
     test_forward_vs_ref();
     test_backward_vs_ref();
     test_backward_fd();
+    test_parallel();
     test_errors();
     nd_conv_scratch_free();
 }

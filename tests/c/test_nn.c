@@ -252,6 +252,20 @@ static void test_pool(void)
         nd_tensor_release(&R);
         nd_tensor_release(&gi);
     }
+    /* ties pick the first position of the window in row-major order; NaN wins */
+    {
+        int64_t ts[3] = {1, 4, 4}, tos[3] = {1, 2, 2};
+        nd_tensor x = nn_zeros(ND_DTYPE_F32, 3, ts), o = nn_zeros(ND_DTYPE_F32, 3, tos), ind = nn_zeros(ND_DTYPE_I64, 3, tos);
+        nd_nn_set(&x, 1 * 4 + 1, NAN);
+        nd_pool2d_params p2 = {2, 2, 2, 2, 0, 0, 0, 1};
+        ND_CHECK_OK(nd_maxpool2d_forward_cpu(&o, &ind, &x, &p2));
+        const int64_t *ip = nd_tensor_data(&ind);
+        ND_CHECK(ip[0] == 5 && isnan(nd_nn_get(&o, 0)));
+        ND_CHECK(ip[1] == 2 && ip[2] == 8 && ip[3] == 10 && nd_nn_get(&o, 3) == 0);
+        nd_tensor_release(&x);
+        nd_tensor_release(&o);
+        nd_tensor_release(&ind);
+    }
     /* errors */
     int64_t xs[4] = {1, 2, 3, 3}, os[4] = {1, 2, 2, 2};
     nd_tensor x = nn_new(ND_DTYPE_F32, 4, xs, -1, 1), o = nn_zeros(ND_DTYPE_F32, 4, os), ind = nn_zeros(ND_DTYPE_I64, 4, os);
@@ -634,6 +648,52 @@ static void test_losses(void)
     nd_tensor_release(&y);
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* the OpenMP paths (forced on, large inputs) agree with the serial ones */
+
+static void test_parallel(void)
+{
+    int64_t xs[4] = {8, 16, 20, 20}, cs[1] = {16};
+    nd_tensor x = nn_new(ND_DTYPE_F32, 4, xs, -2, 2), w = nn_new(ND_DTYPE_F32, 1, cs, 0.5, 1.5);
+    nd_tensor b = nn_new(ND_DTYPE_F32, 1, cs, -1, 1), go = nn_new(ND_DTYPE_F32, 4, xs, -1, 1);
+    nd_pool2d_params pp = {3, 3, 2, 2, 1, 1, 1, 1};
+    int64_t os[4] = {8, 16, nd_pool_out_size(20, 3, 2, 1, 1), nd_pool_out_size(20, 3, 2, 1, 1)};
+    nd_tensor r[2][10];
+    int old = nd_nn_set_parallel(0);
+    for (int par = 0; par < 2; par++) {
+        nd_nn_set_parallel(par);
+        nd_tensor *t = r[par];
+        t[0] = nn_zeros(ND_DTYPE_F32, 4, os);
+        t[1] = nn_zeros(ND_DTYPE_I64, 4, os);
+        t[2] = nn_zeros(ND_DTYPE_F32, 4, xs);
+        t[3] = nn_zeros(ND_DTYPE_F32, 4, os);
+        t[4] = nn_zeros(ND_DTYPE_F32, 4, xs);
+        t[5] = nn_zeros(ND_DTYPE_F32, 4, xs);
+        t[6] = nn_zeros(ND_DTYPE_F32, 1, cs);
+        t[7] = nn_zeros(ND_DTYPE_F32, 1, cs);
+        t[8] = nn_zeros(ND_DTYPE_F32, 4, xs);
+        t[9] = nn_zeros(ND_DTYPE_F32, 4, xs);
+        ND_CHECK_OK(nd_maxpool2d_forward_cpu(&t[0], &t[1], &x, &pp));
+        ND_CHECK_OK(nd_maxpool2d_backward_cpu(&t[2], &t[0], &t[1], &pp));
+        ND_CHECK_OK(nd_avgpool2d_forward_cpu(&t[3], &x, &pp));
+        ND_CHECK_OK(nd_avgpool2d_backward_cpu(&t[4], &t[3], &pp));
+        ND_CHECK_OK(nd_batchnorm_forward_train_cpu(&t[5], &t[6], &t[7], &x, &w, &b, NULL, NULL, 0.1, 1e-5));
+        ND_CHECK_OK(nd_batchnorm_backward_cpu(&t[8], NULL, NULL, &x, &go, &w, &t[6], &t[7], NULL, NULL, 1, 1, 1e-5));
+        ND_CHECK_OK(nd_softmax_forward_cpu(&t[9], &x));
+        ND_CHECK_OK(nd_relu_forward_cpu(&t[9], &t[9]));
+    }
+    nd_nn_set_parallel(old);
+    for (int i = 0; i < 10; i++) {
+        ND_CHECK(nn_maxdiff(&r[0][i], &r[1][i]) == 0);
+        nd_tensor_release(&r[0][i]);
+        nd_tensor_release(&r[1][i]);
+    }
+    nd_tensor_release(&x);
+    nd_tensor_release(&w);
+    nd_tensor_release(&b);
+    nd_tensor_release(&go);
+}
+
 void nd_test_nn(void)
 {
     nd_rng_seed(&nn_rng, 4321);
@@ -641,4 +701,5 @@ void nd_test_nn(void)
     test_act();
     test_batchnorm();
     test_losses();
+    test_parallel();
 }
