@@ -48,8 +48,8 @@ function synthetic.load(split, opts)
     labels[i] = k
     local p = proto[k]
     for j = 1, d do
-      -- 30% prototype, 70% noise
-      bytes[j] = (p[j] * 30 + rng() * 70) // 100
+      -- 12% prototype, 88% noise
+      bytes[j] = (p[j] * 12 + rng() * 88) // 100
     end
     parts[i] = string.char(table.unpack(bytes, 1, d))
   end

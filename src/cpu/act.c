@@ -6,42 +6,91 @@
 #ifdef ND_T
 
 /* Elementwise ops over an nd_iter of 2 (forward: out, in) or 3 (backward: gi, go, y) operands.
+ * The op is a compile-time constant in each wrapper (the bodies are inlined, the switch folds).
  * Runs of the iterator are independent; long contiguous runs are split across threads. */
-#define ND_ACT_LOOP2(EXPR)                                                                   \
-    while (nd_iter_next(it)) {                                                               \
-        ND_T *o = (ND_T *)it->ptr[0];                                                        \
-        const ND_T *a = (const ND_T *)it->ptr[1];                                            \
-        const int64_t so = it->istride[0], sa = it->istride[1], n = it->inner;               \
-        if (so == 1 && sa == 1) {                                                            \
-            _Pragma("omp parallel for simd schedule(static) if (nd_nn_parallel() && n > 65536)")                 \
-            for (int64_t i = 0; i < n; i++) { const ND_T x = a[i]; o[i] = (EXPR); }          \
-        } else {                                                                             \
-            for (int64_t i = 0; i < n; i++) { const ND_T x = a[i * sa]; o[i * so] = (EXPR); } \
-        }                                                                                    \
+static inline ND_T ND_F(act_f)(int op, ND_T x)
+{
+    switch (op) {
+    case ND_ACT_RELU:
+        return x > 0 ? x : (ND_T)0;
+    case ND_ACT_SIGMOID:
+        return (ND_T)1 / ((ND_T)1 + ND_EXP(-x));
+    default:
+        return ND_TANH(x);
     }
-#define ND_ACT_LOOP3(EXPR)                                                                   \
-    while (nd_iter_next(it)) {                                                               \
-        ND_T *o = (ND_T *)it->ptr[0];                                                        \
-        const ND_T *a = (const ND_T *)it->ptr[1], *b = (const ND_T *)it->ptr[2];             \
-        const int64_t so = it->istride[0], sa = it->istride[1], sb = it->istride[2];         \
-        const int64_t n = it->inner;                                                         \
-        if (so == 1 && sa == 1 && sb == 1) {                                                 \
-            _Pragma("omp parallel for simd schedule(static) if (nd_nn_parallel() && n > 65536)")                 \
-            for (int64_t i = 0; i < n; i++) { const ND_T g = a[i], y = b[i]; o[i] = (EXPR); } \
-        } else {                                                                             \
-            for (int64_t i = 0; i < n; i++) {                                                \
-                const ND_T g = a[i * sa], y = b[i * sb];                                     \
-                o[i * so] = (EXPR);                                                          \
-            }                                                                                \
-        }                                                                                    \
-    }
+}
 
-static void ND_F(relu_fwd)(nd_iter *it) { ND_ACT_LOOP2(x > 0 ? x : (ND_T)0) }
-static void ND_F(relu_bwd)(nd_iter *it) { ND_ACT_LOOP3(y > 0 ? g : (ND_T)0) }
-static void ND_F(sigmoid_fwd)(nd_iter *it) { ND_ACT_LOOP2((ND_T)1 / ((ND_T)1 + ND_EXP(-x))) }
-static void ND_F(sigmoid_bwd)(nd_iter *it) { ND_ACT_LOOP3(g * y * ((ND_T)1 - y)) }
-static void ND_F(tanh_fwd)(nd_iter *it) { ND_ACT_LOOP2(ND_TANH(x)) }
-static void ND_F(tanh_bwd)(nd_iter *it) { ND_ACT_LOOP3(g * ((ND_T)1 - y * y)) }
+/* g = grad_output, y = the forward output */
+static inline ND_T ND_F(act_b)(int op, ND_T g, ND_T y)
+{
+    switch (op) {
+    case ND_ACT_RELU:
+        return y > 0 ? g : (ND_T)0;
+    case ND_ACT_SIGMOID:
+        return g * y * ((ND_T)1 - y);
+    default:
+        return g * ((ND_T)1 - y * y);
+    }
+}
+
+static inline __attribute__((always_inline)) void ND_F(act_fwd)(nd_iter *it, int op)
+{
+    while (nd_iter_next(it)) {
+        ND_T *o = (ND_T *)it->ptr[0];
+        const ND_T *a = (const ND_T *)it->ptr[1];
+        const int64_t so = it->istride[0], sa = it->istride[1], n = it->inner;
+        if (so == 1 && sa == 1) {
+#pragma omp parallel for simd schedule(static) if (nd_nn_parallel() && n > 65536)
+            for (int64_t i = 0; i < n; i++)
+                o[i] = ND_F(act_f)(op, a[i]);
+        } else {
+            for (int64_t i = 0; i < n; i++)
+                o[i * so] = ND_F(act_f)(op, a[i * sa]);
+        }
+    }
+}
+
+static inline __attribute__((always_inline)) void ND_F(act_bwd)(nd_iter *it, int op)
+{
+    while (nd_iter_next(it)) {
+        ND_T *o = (ND_T *)it->ptr[0];
+        const ND_T *g = (const ND_T *)it->ptr[1], *y = (const ND_T *)it->ptr[2];
+        const int64_t so = it->istride[0], sg = it->istride[1], sy = it->istride[2], n = it->inner;
+        if (so == 1 && sg == 1 && sy == 1) {
+#pragma omp parallel for simd schedule(static) if (nd_nn_parallel() && n > 65536)
+            for (int64_t i = 0; i < n; i++)
+                o[i] = ND_F(act_b)(op, g[i], y[i]);
+        } else {
+            for (int64_t i = 0; i < n; i++)
+                o[i * so] = ND_F(act_b)(op, g[i * sg], y[i * sy]);
+        }
+    }
+}
+
+static void ND_F(relu_fwd)(nd_iter *it)
+{
+    ND_F(act_fwd)(it, ND_ACT_RELU);
+}
+static void ND_F(relu_bwd)(nd_iter *it)
+{
+    ND_F(act_bwd)(it, ND_ACT_RELU);
+}
+static void ND_F(sigmoid_fwd)(nd_iter *it)
+{
+    ND_F(act_fwd)(it, ND_ACT_SIGMOID);
+}
+static void ND_F(sigmoid_bwd)(nd_iter *it)
+{
+    ND_F(act_bwd)(it, ND_ACT_SIGMOID);
+}
+static void ND_F(tanh_fwd)(nd_iter *it)
+{
+    ND_F(act_fwd)(it, ND_ACT_TANH);
+}
+static void ND_F(tanh_bwd)(nd_iter *it)
+{
+    ND_F(act_bwd)(it, ND_ACT_TANH);
+}
 
 /* Softmax over c of x viewed as (N, C, S), contiguous; log_mode gives log-softmax. */
 static void ND_F(softmax_fwd)(ND_T *y, const ND_T *x, int64_t N, int64_t C, int64_t S, int log_mode)
@@ -55,12 +104,15 @@ static void ND_F(softmax_fwd)(ND_T *y, const ND_T *x, int64_t N, int64_t C, int6
         for (int64_t c = 1; c < C; c++)
             if (xp[c * S] > m || xp[c * S] != xp[c * S]) m = xp[c * S];
         double sum = 0;
-        for (int64_t c = 0; c < C; c++) sum += exp((double)(xp[c * S] - m));
+        for (int64_t c = 0; c < C; c++)
+            sum += exp((double)(xp[c * S] - m));
         if (log_mode) {
             const ND_T shift = m + (ND_T)log(sum);
-            for (int64_t c = 0; c < C; c++) yp[c * S] = xp[c * S] - shift;
+            for (int64_t c = 0; c < C; c++)
+                yp[c * S] = xp[c * S] - shift;
         } else {
-            for (int64_t c = 0; c < C; c++) yp[c * S] = (ND_T)(exp((double)(xp[c * S] - m)) / sum);
+            for (int64_t c = 0; c < C; c++)
+                yp[c * S] = (ND_T)(exp((double)(xp[c * S] - m)) / sum);
         }
     }
 }
@@ -72,12 +124,15 @@ static void ND_F(softmax_bwd)(ND_T *gi, const ND_T *go, const ND_T *y, int64_t N
         const int64_t base = (ns / S) * C * S + ns % S;
         double sum = 0;
         if (log_mode) {
-            for (int64_t c = 0; c < C; c++) sum += go[base + c * S];
+            for (int64_t c = 0; c < C; c++)
+                sum += go[base + c * S];
             for (int64_t c = 0; c < C; c++)
                 gi[base + c * S] = (ND_T)(go[base + c * S] - exp((double)y[base + c * S]) * sum);
         } else {
-            for (int64_t c = 0; c < C; c++) sum += (double)go[base + c * S] * y[base + c * S];
-            for (int64_t c = 0; c < C; c++) gi[base + c * S] = (ND_T)(y[base + c * S] * (go[base + c * S] - sum));
+            for (int64_t c = 0; c < C; c++)
+                sum += (double)go[base + c * S] * y[base + c * S];
+            for (int64_t c = 0; c < C; c++)
+                gi[base + c * S] = (ND_T)(y[base + c * S] * (go[base + c * S] - sum));
         }
     }
 }
@@ -87,6 +142,8 @@ static void ND_F(softmax_bwd)(ND_T *gi, const ND_T *go, const ND_T *y, int64_t N
 #include <math.h>
 
 #include "nd_cpu_nn.h"
+
+enum { ND_ACT_RELU, ND_ACT_SIGMOID, ND_ACT_TANH };
 
 #define ND_T float
 #define ND_F(name) nd_act_##name##_f32
@@ -110,8 +167,8 @@ static void ND_F(softmax_bwd)(ND_T *gi, const ND_T *go, const ND_T *y, int64_t N
 typedef void (*nd_act_fn)(nd_iter *it);
 
 /* Checks n operands (same dtype and shape as t[1], the first input) and runs fn over them. */
-static nd_status nd_act_run(const char *op, int n, const nd_tensor *const *t, const char *const *names,
-                            nd_act_fn f32, nd_act_fn f64)
+static nd_status nd_act_run(const char *op, int n, const nd_tensor *const *t, const char *const *names, nd_act_fn f32,
+                            nd_act_fn f64)
 {
     char a[ND_SHAPE_STR_MAX], b[ND_SHAPE_STR_MAX];
     ND_TRY(nd_nn_check_float(op, names[1], t[1], -1));
@@ -128,20 +185,19 @@ static nd_status nd_act_run(const char *op, int n, const nd_tensor *const *t, co
     return ND_OK;
 }
 
-#define ND_ACT_FORWARD(NAME, OP)                                                           \
-    nd_status nd_##NAME##_forward_cpu(nd_tensor *out, const nd_tensor *input)              \
-    {                                                                                      \
-        const nd_tensor *t[2] = {out, input};                                              \
-        const char *names[2] = {"output", "input"};                                        \
-        return nd_act_run(OP, 2, t, names, nd_act_##NAME##_fwd_f32, nd_act_##NAME##_fwd_f64); \
+#define ND_ACT_FORWARD(NAME, OP)                                                                                       \
+    nd_status nd_##NAME##_forward_cpu(nd_tensor *out, const nd_tensor *input)                                          \
+    {                                                                                                                  \
+        const nd_tensor *t[2] = {out, input};                                                                          \
+        const char *names[2] = {"output", "input"};                                                                    \
+        return nd_act_run(OP, 2, t, names, nd_act_##NAME##_fwd_f32, nd_act_##NAME##_fwd_f64);                          \
     }
-#define ND_ACT_BACKWARD(NAME, OP)                                                          \
-    nd_status nd_##NAME##_backward_cpu(nd_tensor *grad_input, const nd_tensor *grad_output, \
-                                       const nd_tensor *output)                            \
-    {                                                                                      \
-        const nd_tensor *t[3] = {grad_input, grad_output, output};                         \
-        const char *names[3] = {"grad_input", "grad_output", "output"};                    \
-        return nd_act_run(OP, 3, t, names, nd_act_##NAME##_bwd_f32, nd_act_##NAME##_bwd_f64); \
+#define ND_ACT_BACKWARD(NAME, OP)                                                                                      \
+    nd_status nd_##NAME##_backward_cpu(nd_tensor *grad_input, const nd_tensor *grad_output, const nd_tensor *output)   \
+    {                                                                                                                  \
+        const nd_tensor *t[3] = {grad_input, grad_output, output};                                                     \
+        const char *names[3] = {"grad_input", "grad_output", "output"};                                                \
+        return nd_act_run(OP, 3, t, names, nd_act_##NAME##_bwd_f32, nd_act_##NAME##_bwd_f64);                          \
     }
 
 ND_ACT_FORWARD(relu, "relu")
@@ -166,7 +222,8 @@ static nd_status nd_act_softmax_dims(const char *op, const nd_tensor *t, int64_t
     *N = t->size[0];
     *C = t->size[1];
     *S = 1;
-    for (int d = 2; d < t->ndim; d++) *S *= t->size[d];
+    for (int d = 2; d < t->ndim; d++)
+        *S *= t->size[d];
     return ND_OK;
 }
 
@@ -177,8 +234,10 @@ static nd_status nd_act_softmax_forward(const char *op, nd_tensor *out, const nd
     ND_TRY(nd_nn_check_out(op, "output", out, input->dtype, input->ndim, input->size, 1));
     nd_tensor x;
     ND_TRY(nd_tensor_contiguous(&x, input));
-    if (x.dtype == ND_DTYPE_F32) nd_act_softmax_fwd_f32(nd_tensor_data(out), nd_tensor_data(&x), N, C, S, log_mode);
-    else nd_act_softmax_fwd_f64(nd_tensor_data(out), nd_tensor_data(&x), N, C, S, log_mode);
+    if (x.dtype == ND_DTYPE_F32)
+        nd_act_softmax_fwd_f32(nd_tensor_data(out), nd_tensor_data(&x), N, C, S, log_mode);
+    else
+        nd_act_softmax_fwd_f64(nd_tensor_data(out), nd_tensor_data(&x), N, C, S, log_mode);
     nd_tensor_release(&x);
     return ND_OK;
 }
@@ -196,9 +255,11 @@ static nd_status nd_act_softmax_backward(const char *op, nd_tensor *grad_input, 
     nd_status st = nd_tensor_contiguous(&y, output);
     if (st == ND_OK) {
         if (y.dtype == ND_DTYPE_F32)
-            nd_act_softmax_bwd_f32(nd_tensor_data(grad_input), nd_tensor_data(&go), nd_tensor_data(&y), N, C, S, log_mode);
+            nd_act_softmax_bwd_f32(nd_tensor_data(grad_input), nd_tensor_data(&go), nd_tensor_data(&y), N, C, S,
+                                   log_mode);
         else
-            nd_act_softmax_bwd_f64(nd_tensor_data(grad_input), nd_tensor_data(&go), nd_tensor_data(&y), N, C, S, log_mode);
+            nd_act_softmax_bwd_f64(nd_tensor_data(grad_input), nd_tensor_data(&go), nd_tensor_data(&y), N, C, S,
+                                   log_mode);
         nd_tensor_release(&y);
     }
     nd_tensor_release(&go);

@@ -58,14 +58,18 @@ static nd_status ND_F(im2col)(ND_T *cols, int64_t ldc, const ND_T *x, int64_t B,
                     continue;
                 }
                 const ND_T *src = plane + ih * W + off_w;
-                for (int64_t ow = 0; ow < lo; ow++) dst[ow] = 0;
+                for (int64_t ow = 0; ow < lo; ow++)
+                    dst[ow] = 0;
                 if (sw == 1) {
 #pragma omp simd
-                    for (int64_t ow = lo; ow < hi; ow++) dst[ow] = src[ow];
+                    for (int64_t ow = lo; ow < hi; ow++)
+                        dst[ow] = src[ow];
                 } else {
-                    for (int64_t ow = lo; ow < hi; ow++) dst[ow] = src[ow * sw];
+                    for (int64_t ow = lo; ow < hi; ow++)
+                        dst[ow] = src[ow * sw];
                 }
-                for (int64_t ow = hi; ow < OW; ow++) dst[ow] = 0;
+                for (int64_t ow = hi; ow < OW; ow++)
+                    dst[ow] = 0;
             }
         }
     }
@@ -119,9 +123,11 @@ static nd_status ND_F(col2im)(ND_T *x, const ND_T *cols, int64_t ldc, int64_t B,
                         ND_T *dst = plane + ih * W + off_w;
                         if (sw == 1) {
 #pragma omp simd
-                            for (int64_t ow = lo; ow < hi; ow++) dst[ow] += src[ow];
+                            for (int64_t ow = lo; ow < hi; ow++)
+                                dst[ow] += src[ow];
                         } else
-                            for (int64_t ow = lo; ow < hi; ow++) dst[ow * sw] += src[ow];
+                            for (int64_t ow = lo; ow < hi; ow++)
+                                dst[ow * sw] += src[ow];
                     }
                 }
             }
@@ -141,7 +147,8 @@ static void ND_F(scatter_out)(ND_T *out, const ND_T *Y, int64_t B, int64_t Cout,
             const ND_T *y = Y + co * B * P + b * P;
             if (bias) {
                 const ND_T bv = bias[co * bstride];
-                for (int64_t i = 0; i < P; i++) o[i] = y[i] + bv;
+                for (int64_t i = 0; i < P; i++)
+                    o[i] = y[i] + bv;
             } else {
                 memcpy(o, y, sizeof(ND_T) * (size_t)P);
             }
@@ -170,7 +177,8 @@ static nd_status ND_F(forward)(ND_T *out, const ND_T *x, const ND_T *w, const ND
             for (int64_t n = 0; n < g->N; n++)
                 for (int64_t co = 0; co < g->Cout; co++) {
                     ND_T *o = out + (n * g->Cout + co) * P, bv = bias[co * bstride];
-                    for (int64_t i = 0; i < P; i++) o[i] = bv;
+                    for (int64_t i = 0; i < P; i++)
+                        o[i] = bv;
                 }
         }
         for (int64_t n = 0; n < g->N; n++)
@@ -205,7 +213,8 @@ static void ND_F(grad_bias)(ND_T *gb, int64_t gbstride, const ND_T *gout, int64_
         for (int64_t n = 0; n < N; n++) {
             const ND_T *src = gout + (n * Cout + co) * P;
             ND_T part = 0;
-            for (int64_t i = 0; i < P; i++) part += src[i];
+            for (int64_t i = 0; i < P; i++)
+                part += src[i];
             s += part;
         }
         gb[co * gbstride] += (ND_T)(scale * s);
@@ -249,8 +258,8 @@ static nd_status ND_F(backward)(ND_T *gin, ND_T *gw, ND_T *gb, int64_t gbstride,
         }
         if (gin) {
             for (int64_t gi = 0; gi < G; gi++)
-                ND_GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)Kg, (int)Nc, (int)Og, 1, w + gi * Og * Kg, (int)Kg,
-                        Gb + gi * Og * Nc, (int)Nc, 0, cols + gi * Kg * Nc, (int)Nc);
+                ND_GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)Kg, (int)Nc, (int)Og, 1, w + gi * Og * Kg,
+                        (int)Kg, Gb + gi * Og * Nc, (int)Nc, 0, cols + gi * Kg * Nc, (int)Nc);
             ND_TRY(ND_F(col2im)(gin + b0 * CHW, cols, Nc, nb, g));
         }
     }
@@ -330,7 +339,10 @@ void nd_conv_scratch_free(void)
     nd_conv_scratch_storage = NULL;
 }
 
-int64_t nd_conv_scratch_bytes(void) { return nd_conv_scratch_storage ? nd_conv_scratch_storage->nbytes : 0; }
+int64_t nd_conv_scratch_bytes(void)
+{
+    return nd_conv_scratch_storage ? nd_conv_scratch_storage->nbytes : 0;
+}
 
 /* Images per chunk so that the buffers stay within the budget (at least one). */
 static int64_t nd_conv_chunk_images(const nd_conv_geom *g, int64_t bytes_per_image)
@@ -389,7 +401,8 @@ static void nd_conv_gather_map(int32_t *map, const nd_conv_geom *g)
 static void nd_conv_scatter_map(int32_t *map, const nd_conv_geom *g)
 {
     const int64_t HW = g->H * g->W;
-    for (int64_t t = 0; t < g->kh * g->kw * HW; t++) map[t] = -1;
+    for (int64_t t = 0; t < g->kh * g->kw * HW; t++)
+        map[t] = -1;
     for (int64_t ki = 0; ki < g->kh; ki++)
         for (int64_t kj = 0; kj < g->kw; kj++)
             for (int64_t oh = 0; oh < g->OH; oh++)
@@ -556,7 +569,8 @@ static void nd_conv_dims4(const nd_tensor *t, int64_t *st)
 {
     int b = t->ndim == 4;
     st[0] = b ? t->stride[0] : 0;
-    for (int d = 0; d < 3; d++) st[d + 1] = t->stride[b + d];
+    for (int d = 0; d < 3; d++)
+        st[d + 1] = t->stride[b + d];
 }
 
 /* Weight element (co, ci, ki, kj) offset for a 4-d or 2-d weight. */
@@ -605,8 +619,8 @@ nd_status nd_conv2d_forward_ref_cpu(nd_tensor *out, const nd_tensor *input, cons
 }
 
 nd_status nd_conv2d_backward_ref_cpu(nd_tensor *grad_input, nd_tensor *grad_weight, nd_tensor *grad_bias,
-                                     const nd_tensor *input, const nd_tensor *grad_output,
-                                     const nd_tensor *weight, double scale, const nd_conv2d_params *p)
+                                     const nd_tensor *input, const nd_tensor *grad_output, const nd_tensor *weight,
+                                     double scale, const nd_conv2d_params *p)
 {
     const char *op = "conv2d backward";
     nd_conv_geom g;
@@ -626,7 +640,8 @@ nd_status nd_conv2d_backward_ref_cpu(nd_tensor *grad_input, nd_tensor *grad_weig
         for (int64_t n = 0; n < g.N; n++)
             for (int64_t c = 0; c < g.C; c++)
                 for (int64_t h = 0; h < g.H; h++)
-                    for (int64_t w = 0; w < g.W; w++) nd_nn_set(grad_input, n * gs[0] + c * gs[1] + h * gs[2] + w * gs[3], 0);
+                    for (int64_t w = 0; w < g.W; w++)
+                        nd_nn_set(grad_input, n * gs[0] + c * gs[1] + h * gs[2] + w * gs[3], 0);
     }
     const int64_t Cg = g.C / g.groups, Og = g.Cout / g.groups;
     for (int64_t co = 0; co < g.Cout; co++) {
@@ -671,8 +686,8 @@ nd_status nd_conv2d_backward_ref_cpu(nd_tensor *grad_input, nd_tensor *grad_weig
 
 /* ---- fast path ---- */
 
-nd_status nd_conv2d_forward_cpu(nd_tensor *out, const nd_tensor *input, const nd_tensor *weight,
-                                const nd_tensor *bias, const nd_conv2d_params *p)
+nd_status nd_conv2d_forward_cpu(nd_tensor *out, const nd_tensor *input, const nd_tensor *weight, const nd_tensor *bias,
+                                const nd_conv2d_params *p)
 {
     const char *op = "conv2d";
     nd_conv_geom g;
@@ -741,8 +756,8 @@ static nd_status nd_conv_backward_common(const char *op, nd_tensor *grad_input, 
     return st;
 }
 
-nd_status nd_conv2d_backward_input_cpu(nd_tensor *grad_input, const nd_tensor *grad_output,
-                                       const nd_tensor *weight, const nd_conv2d_params *p)
+nd_status nd_conv2d_backward_input_cpu(nd_tensor *grad_input, const nd_tensor *grad_output, const nd_tensor *weight,
+                                       const nd_conv2d_params *p)
 {
     if (!grad_input || !weight) return ND_ERROR(ND_ERR_ARG, "conv2d backward: grad_input and weight are required");
     return nd_conv_backward_common("conv2d backward", grad_input, NULL, NULL, NULL, grad_output, weight, 1.0, p);

@@ -356,6 +356,14 @@ static nd_unary_op unary_simplify(nd_unary_op op, double *p1)
     return op;
 }
 
+/* v rounded to float precision. Through a volatile: GCC 12's SLP vectorizer drops the
+ * double -> float -> double round trip when two adjacent fields are rounded this way at -O2. */
+static double round_to_f32(double v)
+{
+    volatile float f = (float)v;
+    return f;
+}
+
 enum { PATH_F32, PATH_F64, PATH_I64, PATH_GEN_F64, PATH_GEN_I64 };
 
 typedef struct unary_ctx {
@@ -444,8 +452,8 @@ nd_status nd_unary_cpu(nd_tensor *out, const nd_tensor *x, nd_unary_op op, doubl
     if (fdom) {
         c.op = unary_simplify(op, &c.p1);
         if (x->dtype == ND_DTYPE_F32) { /* scalars at the input's precision: x:eq(0.1) finds 0.1f */
-            c.p1 = (float)c.p1;
-            c.p2 = (float)c.p2;
+            c.p1 = round_to_f32(c.p1);
+            c.p2 = round_to_f32(c.p2);
         }
         c.path = (x->dtype == out->dtype && x->dtype == ND_DTYPE_F32)   ? PATH_F32
                  : (x->dtype == out->dtype && x->dtype == ND_DTYPE_F64) ? PATH_F64

@@ -97,9 +97,11 @@ static nd_status nd_nll_prepare(const char *op, const nd_tensor *shape_of, const
         return ND_ERROR(ND_ERR_SHAPE, "%s: expected a (N,C) or (C) input, got %s", op,
                         nd_tensor_shape_str(shape_of, s, sizeof s));
     }
-    if (*C < 1) return ND_ERROR(ND_ERR_SHAPE, "%s: no classes in input %s", op, nd_tensor_shape_str(shape_of, s, sizeof s));
+    if (*C < 1)
+        return ND_ERROR(ND_ERR_SHAPE, "%s: no classes in input %s", op, nd_tensor_shape_str(shape_of, s, sizeof s));
     if (target->dtype != ND_DTYPE_I64 || nd_tensor_device(target).type != ND_DEVICE_CPU)
-        return ND_ERROR(ND_ERR_DTYPE, "%s: target must be an int64 CPU tensor, got %s", op, nd_dtype_name(target->dtype));
+        return ND_ERROR(ND_ERR_DTYPE, "%s: target must be an int64 CPU tensor, got %s", op,
+                        nd_dtype_name(target->dtype));
     if (nd_tensor_numel(target) != *N)
         return ND_ERROR(ND_ERR_SHAPE, "%s: expected %lld targets, got %s (input %s)", op, (long long)*N,
                         nd_tensor_shape_str(target, s, sizeof s), nd_tensor_shape_str(shape_of, s2, sizeof s2));
@@ -117,9 +119,8 @@ static nd_status nd_nll_prepare(const char *op, const nd_tensor *shape_of, const
     return ND_OK;
 }
 
-nd_status nd_nll_loss_forward_cpu(double *loss, double *total_weight, const nd_tensor *input,
-                                  const nd_tensor *target, const nd_tensor *class_weight,
-                                  int size_average, int64_t ignore_index)
+nd_status nd_nll_loss_forward_cpu(double *loss, double *total_weight, const nd_tensor *input, const nd_tensor *target,
+                                  const nd_tensor *class_weight, int size_average, int64_t ignore_index)
 {
     const char *op = "nll_loss";
     int64_t N, C, sn, sc, wst;
@@ -209,8 +210,10 @@ nd_status nd_mse_loss_backward_cpu(nd_tensor *grad_input, const nd_tensor *input
     double k = 2.0 * grad_scale / (size_average && n > 0 ? (double)n : 1.0);
     nd_iter it;
     nd_iter_init(&it, 3, (const nd_tensor *[]){grad_input, input, &y});
-    if (input->dtype == ND_DTYPE_F32) nd_loss_mse_grad_f32(&it, k);
-    else nd_loss_mse_grad_f64(&it, k);
+    if (input->dtype == ND_DTYPE_F32)
+        nd_loss_mse_grad_f32(&it, k);
+    else
+        nd_loss_mse_grad_f64(&it, k);
     nd_tensor_release(&y);
     return ND_OK;
 }
@@ -252,8 +255,10 @@ nd_status nd_bce_loss_backward_cpu(nd_tensor *grad_input, const nd_tensor *input
         double k = grad_scale / (size_average && n > 0 ? (double)n : 1.0);
         nd_iter it;
         nd_iter_init(&it, weight ? 4 : 3, (const nd_tensor *[]){grad_input, input, &y, &w});
-        if (input->dtype == ND_DTYPE_F32) nd_loss_bce_grad_f32(&it, weight != NULL, k);
-        else nd_loss_bce_grad_f64(&it, weight != NULL, k);
+        if (input->dtype == ND_DTYPE_F32)
+            nd_loss_bce_grad_f32(&it, weight != NULL, k);
+        else
+            nd_loss_bce_grad_f64(&it, weight != NULL, k);
     }
     nd_tensor_release(&y);
     nd_tensor_release(&w);

@@ -25,11 +25,11 @@
  * ------------------------------------------------------------------------------------------ */
 
 typedef struct nd_conv2d_params {
-    int64_t kh, kw;  /* kernel height, width */
-    int64_t sh, sw;  /* stride */
-    int64_t ph, pw;  /* zero padding on each side */
-    int64_t dh, dw;  /* dilation (1 = dense) */
-    int64_t groups;  /* input and output planes split into `groups` independent groups */
+    int64_t kh, kw; /* kernel height, width */
+    int64_t sh, sw; /* stride */
+    int64_t ph, pw; /* zero padding on each side */
+    int64_t dh, dw; /* dilation (1 = dense) */
+    int64_t groups; /* input and output planes split into `groups` independent groups */
 } nd_conv2d_params;
 
 /* Output length of a convolution along one dimension: (in + 2p - d(k-1) - 1) / s + 1 (floor);
@@ -58,8 +58,8 @@ nd_status nd_col2im_cpu(nd_tensor *image, const nd_tensor *cols, const nd_conv2d
 nd_status nd_conv2d_forward_ref_cpu(nd_tensor *out, const nd_tensor *input, const nd_tensor *weight,
                                     const nd_tensor *bias, const nd_conv2d_params *p);
 nd_status nd_conv2d_backward_ref_cpu(nd_tensor *grad_input, nd_tensor *grad_weight, nd_tensor *grad_bias,
-                                     const nd_tensor *input, const nd_tensor *grad_output,
-                                     const nd_tensor *weight, double scale, const nd_conv2d_params *p);
+                                     const nd_tensor *input, const nd_tensor *grad_output, const nd_tensor *weight,
+                                     double scale, const nd_conv2d_params *p);
 
 /* Fast convolution: im2col of a chunk of images (the whole batch, or as many images as fit in
  * the chunk budget, see nd_conv_set_chunk_bytes) then ONE GEMM per chunk and group.
@@ -67,11 +67,11 @@ nd_status nd_conv2d_backward_ref_cpu(nd_tensor *grad_input, nd_tensor *grad_weig
  * image straight on the input). input, weight and grad_output: contiguous copy at entry when
  * needed; bias and grad_bias any strides; out, grad_input, grad_weight contiguous.
  * Buffers: a per-thread scratch (see nd_conv_scratch_free), grown on demand and kept. */
-nd_status nd_conv2d_forward_cpu(nd_tensor *out, const nd_tensor *input, const nd_tensor *weight,
-                                const nd_tensor *bias, const nd_conv2d_params *p);
+nd_status nd_conv2d_forward_cpu(nd_tensor *out, const nd_tensor *input, const nd_tensor *weight, const nd_tensor *bias,
+                                const nd_conv2d_params *p);
 /* grad_input (shape of input) = the adjoint of the convolution applied to grad_output. */
-nd_status nd_conv2d_backward_input_cpu(nd_tensor *grad_input, const nd_tensor *grad_output,
-                                       const nd_tensor *weight, const nd_conv2d_params *p);
+nd_status nd_conv2d_backward_input_cpu(nd_tensor *grad_input, const nd_tensor *grad_output, const nd_tensor *weight,
+                                       const nd_conv2d_params *p);
 /* grad_weight += scale * dL/dW, grad_bias += scale * dL/db (grad_bias may be NULL). */
 nd_status nd_conv2d_backward_params_cpu(nd_tensor *grad_weight, nd_tensor *grad_bias, const nd_tensor *input,
                                         const nd_tensor *grad_output, double scale, const nd_conv2d_params *p);
@@ -106,9 +106,9 @@ int64_t nd_conv_scratch_bytes(void);
 
 typedef struct nd_pool2d_params {
     int64_t kh, kw, sh, sw, ph, pw;
-    int ceil_mode;          /* ceil instead of floor for the output size (last window must start inside) */
-    int count_include_pad;  /* average pooling: divide by the window clipped to the padded image
-                               (1, the Torch7/PyTorch default) or by the valid pixels only (0) */
+    int ceil_mode;         /* ceil instead of floor for the output size (last window must start inside) */
+    int count_include_pad; /* average pooling: divide by the window clipped to the padded image
+                              (1, the Torch7/PyTorch default) or by the valid pixels only (0) */
 } nd_pool2d_params;
 
 /* PyTorch's rule: floor or ceil((in + 2p - k) / s) + 1, minus one when ceil mode would start
@@ -166,8 +166,7 @@ nd_status nd_logsoftmax_backward_cpu(nd_tensor *grad_input, const nd_tensor *gra
  * (no affine: w = 1, b = 0). */
 nd_status nd_batchnorm_forward_train_cpu(nd_tensor *out, nd_tensor *save_mean, nd_tensor *save_invstd,
                                          const nd_tensor *input, const nd_tensor *weight, const nd_tensor *bias,
-                                         nd_tensor *running_mean, nd_tensor *running_var,
-                                         double momentum, double eps);
+                                         nd_tensor *running_mean, nd_tensor *running_var, double momentum, double eps);
 /* Evaluation: y = (x - running_mean) / sqrt(running_var + eps) * w + b. */
 nd_status nd_batchnorm_forward_eval_cpu(nd_tensor *out, const nd_tensor *input, const nd_tensor *weight,
                                         const nd_tensor *bias, const nd_tensor *running_mean,
@@ -181,8 +180,8 @@ nd_status nd_batchnorm_forward_eval_cpu(nd_tensor *out, const nd_tensor *input, 
 nd_status nd_batchnorm_backward_cpu(nd_tensor *grad_input, nd_tensor *grad_weight, nd_tensor *grad_bias,
                                     const nd_tensor *input, const nd_tensor *grad_output, const nd_tensor *weight,
                                     const nd_tensor *save_mean, const nd_tensor *save_invstd,
-                                    const nd_tensor *running_mean, const nd_tensor *running_var,
-                                    int training, double scale, double eps);
+                                    const nd_tensor *running_mean, const nd_tensor *running_var, int training,
+                                    double scale, double eps);
 
 /* ------------------------------------------------------------------------------------------
  * Losses (loss.c). Forward results are doubles; backward takes grad_scale = dL_total/dloss
@@ -194,9 +193,8 @@ nd_status nd_batchnorm_backward_cpu(nd_tensor *grad_input, nd_tensor *grad_weigh
  * element), 0-based classes; class_weight (C) or NULL; targets equal to ignore_index contribute
  * nothing. loss = -sum_n w[t_n] input[n][t_n], divided by total_weight = sum_n w[t_n] when
  * size_average (0 / 0 = NaN when every target is ignored, as PyTorch). */
-nd_status nd_nll_loss_forward_cpu(double *loss, double *total_weight, const nd_tensor *input,
-                                  const nd_tensor *target, const nd_tensor *class_weight,
-                                  int size_average, int64_t ignore_index);
+nd_status nd_nll_loss_forward_cpu(double *loss, double *total_weight, const nd_tensor *input, const nd_tensor *target,
+                                  const nd_tensor *class_weight, int size_average, int64_t ignore_index);
 /* grad_input (shape of input) overwritten: -w[t_n] * grad_scale (/ total_weight) at [n][t_n]. */
 nd_status nd_nll_loss_backward_cpu(nd_tensor *grad_input, const nd_tensor *target, const nd_tensor *class_weight,
                                    double total_weight, int size_average, int64_t ignore_index, double grad_scale);
@@ -238,14 +236,17 @@ static inline nd_status nd_nn_check_out(const char *op, const char *what, const 
     if (nd_tensor_device(t).type != ND_DEVICE_CPU)
         return ND_ERROR(ND_ERR_DEVICE, "%s: %s is not a CPU tensor", op, what);
     if (t->dtype != dt)
-        return ND_ERROR(ND_ERR_DTYPE, "%s: %s is %s, expected %s", op, what, nd_dtype_name(t->dtype), nd_dtype_name(dt));
+        return ND_ERROR(ND_ERR_DTYPE, "%s: %s is %s, expected %s", op, what, nd_dtype_name(t->dtype),
+                        nd_dtype_name(dt));
     int same = t->ndim == ndim;
-    for (int d = 0; same && d < ndim; d++) same = t->size[d] == size[d];
+    for (int d = 0; same && d < ndim; d++)
+        same = t->size[d] == size[d];
     if (!same) {
         nd_tensor want;
         nd_tensor_init_empty(&want, dt);
         want.ndim = ndim;
-        for (int d = 0; d < ndim; d++) want.size[d] = size[d];
+        for (int d = 0; d < ndim; d++)
+            want.size[d] = size[d];
         return ND_ERROR(ND_ERR_SHAPE, "%s: %s has shape %s, expected %s", op, what, nd_tensor_shape_str(t, a, sizeof a),
                         nd_tensor_shape_str(&want, b, sizeof b));
     }
@@ -280,12 +281,15 @@ static inline nd_status nd_nn_check_vec(const char *op, const char *what, const 
 /* Element `off` (in elements from the view's start) of a float tensor, as double, and back. */
 static inline double nd_nn_get(const nd_tensor *t, int64_t off)
 {
-    return t->dtype == ND_DTYPE_F64 ? ((const double *)nd_tensor_data(t))[off] : ((const float *)nd_tensor_data(t))[off];
+    return t->dtype == ND_DTYPE_F64 ? ((const double *)nd_tensor_data(t))[off]
+                                    : ((const float *)nd_tensor_data(t))[off];
 }
 static inline void nd_nn_set(nd_tensor *t, int64_t off, double v)
 {
-    if (t->dtype == ND_DTYPE_F64) ((double *)nd_tensor_data(t))[off] = v;
-    else ((float *)nd_tensor_data(t))[off] = (float)v;
+    if (t->dtype == ND_DTYPE_F64)
+        ((double *)nd_tensor_data(t))[off] = v;
+    else
+        ((float *)nd_tensor_data(t))[off] = (float)v;
 }
 
 #endif

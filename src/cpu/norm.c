@@ -27,7 +27,8 @@ static void ND_F(train_fwd)(ND_T *y, const ND_T *x, const nd_bn_geom *g, const n
         for (int64_t n = 0; n < N; n++) {
             const ND_T *xp = x + (n * C + c) * S;
             double part = 0;
-            for (int64_t i = 0; i < S; i++) part += xp[i];
+            for (int64_t i = 0; i < S; i++)
+                part += xp[i];
             sum += part;
         }
         const double mean = sum / (double)m;
@@ -47,7 +48,8 @@ static void ND_F(train_fwd)(ND_T *y, const ND_T *x, const nd_bn_geom *g, const n
             const ND_T *xp = x + (n * C + c) * S;
             ND_T *yp = y + (n * C + c) * S;
 #pragma omp simd
-            for (int64_t i = 0; i < S; i++) yp[i] = xp[i] * a + o;
+            for (int64_t i = 0; i < S; i++)
+                yp[i] = xp[i] * a + o;
         }
         ND_F(vset)(smean, c, mean);
         ND_F(vset)(sinv, c, invstd);
@@ -69,7 +71,8 @@ static void ND_F(eval_fwd)(ND_T *y, const ND_T *x, const nd_bn_geom *g, const nd
             const ND_T *xp = x + (n * C + c) * S;
             ND_T *yp = y + (n * C + c) * S;
 #pragma omp simd
-            for (int64_t i = 0; i < S; i++) yp[i] = xp[i] * a + o;
+            for (int64_t i = 0; i < S; i++)
+                yp[i] = xp[i] * a + o;
         }
 }
 
@@ -107,7 +110,8 @@ static void ND_F(bwd)(ND_T *gi, const nd_bn_vec *gw, const nd_bn_vec *gb, const 
                 const ND_T *xp = x + (n * C + c) * S, *gp = go + (n * C + c) * S;
                 ND_T *ip = gi + (n * C + c) * S;
 #pragma omp simd
-                for (int64_t i = 0; i < S; i++) ip[i] = A * gp[i] + B * xp[i] + C0;
+                for (int64_t i = 0; i < S; i++)
+                    ip[i] = A * gp[i] + B * xp[i] + C0;
             }
         } else {
             const ND_T A = (ND_T)k;
@@ -115,7 +119,8 @@ static void ND_F(bwd)(ND_T *gi, const nd_bn_vec *gw, const nd_bn_vec *gb, const 
                 const ND_T *gp = go + (n * C + c) * S;
                 ND_T *ip = gi + (n * C + c) * S;
 #pragma omp simd
-                for (int64_t i = 0; i < S; i++) ip[i] = A * gp[i];
+                for (int64_t i = 0; i < S; i++)
+                    ip[i] = A * gp[i];
             }
         }
     }
@@ -132,7 +137,7 @@ typedef struct nd_bn_geom {
 } nd_bn_geom;
 
 typedef struct nd_bn_vec {
-    void *p;         /* NULL: absent */
+    void *p; /* NULL: absent */
     int64_t stride;
 } nd_bn_vec;
 
@@ -157,7 +162,8 @@ static nd_status nd_bn_geom_of(const char *op, nd_bn_geom *g, const nd_tensor *t
     g->N = t->size[0];
     g->C = t->size[1];
     g->S = 1;
-    for (int d = 2; d < t->ndim; d++) g->S *= t->size[d];
+    for (int d = 2; d < t->ndim; d++)
+        g->S *= t->size[d];
     return ND_OK;
 }
 
@@ -175,8 +181,7 @@ static nd_status nd_bn_vec_of(const char *op, const char *what, nd_bn_vec *v, co
 
 nd_status nd_batchnorm_forward_train_cpu(nd_tensor *out, nd_tensor *save_mean, nd_tensor *save_invstd,
                                          const nd_tensor *input, const nd_tensor *weight, const nd_tensor *bias,
-                                         nd_tensor *running_mean, nd_tensor *running_var,
-                                         double momentum, double eps)
+                                         nd_tensor *running_mean, nd_tensor *running_var, double momentum, double eps)
 {
     const char *op = "batchnorm";
     char s[ND_SHAPE_STR_MAX];
@@ -223,8 +228,10 @@ nd_status nd_batchnorm_forward_eval_cpu(nd_tensor *out, const nd_tensor *input, 
     ND_TRY(nd_bn_vec_of(op, "running_var", &rv, running_var, dt, g.C));
     nd_tensor x;
     ND_TRY(nd_tensor_contiguous(&x, input));
-    if (dt == ND_DTYPE_F32) nd_bn_eval_fwd_f32(nd_tensor_data(out), nd_tensor_data(&x), &g, &w, &b, &rm, &rv, eps);
-    else nd_bn_eval_fwd_f64(nd_tensor_data(out), nd_tensor_data(&x), &g, &w, &b, &rm, &rv, eps);
+    if (dt == ND_DTYPE_F32)
+        nd_bn_eval_fwd_f32(nd_tensor_data(out), nd_tensor_data(&x), &g, &w, &b, &rm, &rv, eps);
+    else
+        nd_bn_eval_fwd_f64(nd_tensor_data(out), nd_tensor_data(&x), &g, &w, &b, &rm, &rv, eps);
     nd_tensor_release(&x);
     return ND_OK;
 }
@@ -232,8 +239,8 @@ nd_status nd_batchnorm_forward_eval_cpu(nd_tensor *out, const nd_tensor *input, 
 nd_status nd_batchnorm_backward_cpu(nd_tensor *grad_input, nd_tensor *grad_weight, nd_tensor *grad_bias,
                                     const nd_tensor *input, const nd_tensor *grad_output, const nd_tensor *weight,
                                     const nd_tensor *save_mean, const nd_tensor *save_invstd,
-                                    const nd_tensor *running_mean, const nd_tensor *running_var,
-                                    int training, double scale, double eps)
+                                    const nd_tensor *running_mean, const nd_tensor *running_var, int training,
+                                    double scale, double eps)
 {
     const char *op = "batchnorm backward";
     nd_bn_geom g;

@@ -46,7 +46,8 @@ static void ND_F(maxpool_bwd)(ND_T *gi, const ND_T *go, const int64_t *ind, cons
     for (int64_t pl = 0; pl < g->planes; pl++) {
         ND_T *gp = gi + pl * HW;
         memset(gp, 0, sizeof(ND_T) * (size_t)HW);
-        for (int64_t i = 0; i < OHW; i++) gp[ind[pl * OHW + i]] += go[pl * OHW + i];
+        for (int64_t i = 0; i < OHW; i++)
+            gp[ind[pl * OHW + i]] += go[pl * OHW + i];
     }
 }
 
@@ -78,7 +79,8 @@ static void ND_F(avgpool_fwd)(ND_T *out, const ND_T *x, const nd_pool_geom *g)
                 ND_T div, s = 0;
                 ND_F(avg_window)(g, oh, ow, &h0, &h1, &w0, &w1, &div);
                 for (int64_t h = h0; h < h1; h++)
-                    for (int64_t w = w0; w < w1; w++) s += xp[h * g->W + w];
+                    for (int64_t w = w0; w < w1; w++)
+                        s += xp[h * g->W + w];
                 out[pl * OHW + oh * g->OW + ow] = div > 0 ? s / div : (ND_T)0;
             }
     }
@@ -99,7 +101,8 @@ static void ND_F(avgpool_bwd)(ND_T *gi, const ND_T *go, const nd_pool_geom *g)
                 if (div <= 0) continue;
                 ND_T v = go[pl * OHW + oh * g->OW + ow] / div;
                 for (int64_t h = h0; h < h1; h++)
-                    for (int64_t w = w0; w < w1; w++) gp[h * g->W + w] += v;
+                    for (int64_t w = w0; w < w1; w++)
+                        gp[h * g->W + w] += v;
             }
     }
 }
@@ -119,11 +122,13 @@ static void ND_F(adaptive_avg)(ND_T *out, const ND_T *x, const nd_pool_geom *g, 
                 if (backward) {
                     ND_T v = x[pl * OHW + oh * g->OW + ow] / div;
                     for (int64_t h = h0; h < h1; h++)
-                        for (int64_t w = w0; w < w1; w++) out[pl * HW + h * g->W + w] += v;
+                        for (int64_t w = w0; w < w1; w++)
+                            out[pl * HW + h * g->W + w] += v;
                 } else {
                     ND_T s = 0;
                     for (int64_t h = h0; h < h1; h++)
-                        for (int64_t w = w0; w < w1; w++) s += x[pl * HW + h * g->W + w];
+                        for (int64_t w = w0; w < w1; w++)
+                            s += x[pl * HW + h * g->W + w];
                     out[pl * OHW + oh * g->OW + ow] = s / div;
                 }
             }
@@ -203,7 +208,8 @@ static nd_status nd_pool_geom_of(const char *op, nd_pool_geom *g, const nd_tenso
 /* The pooled shape of an image-shaped tensor. */
 static void nd_pool_out_shape(const nd_tensor *image, const nd_pool_geom *g, int64_t *size)
 {
-    for (int d = 0; d < image->ndim - 2; d++) size[d] = image->size[d];
+    for (int d = 0; d < image->ndim - 2; d++)
+        size[d] = image->size[d];
     size[image->ndim - 2] = g->OH;
     size[image->ndim - 1] = g->OW;
 }
@@ -220,8 +226,10 @@ nd_status nd_maxpool2d_forward_cpu(nd_tensor *out, nd_tensor *indices, const nd_
     ND_TRY(nd_nn_check_out(op, "indices", indices, ND_DTYPE_I64, input->ndim, size, 1));
     nd_tensor x;
     ND_TRY(nd_tensor_contiguous(&x, input));
-    if (x.dtype == ND_DTYPE_F32) nd_pool_maxpool_fwd_f32(nd_tensor_data(out), nd_tensor_data(indices), nd_tensor_data(&x), &g);
-    else nd_pool_maxpool_fwd_f64(nd_tensor_data(out), nd_tensor_data(indices), nd_tensor_data(&x), &g);
+    if (x.dtype == ND_DTYPE_F32)
+        nd_pool_maxpool_fwd_f32(nd_tensor_data(out), nd_tensor_data(indices), nd_tensor_data(&x), &g);
+    else
+        nd_pool_maxpool_fwd_f64(nd_tensor_data(out), nd_tensor_data(indices), nd_tensor_data(&x), &g);
     nd_tensor_release(&x);
     return ND_OK;
 }
@@ -244,11 +252,13 @@ nd_status nd_maxpool2d_backward_cpu(nd_tensor *grad_input, const nd_tensor *grad
         const int64_t *ip = nd_tensor_data(&ind), n = nd_tensor_numel(&ind), HW = g.H * g.W;
         for (int64_t i = 0; i < n && st == ND_OK; i++)
             if (ip[i] < 0 || ip[i] >= HW)
-                st = ND_ERROR(ND_ERR_INDEX, "%s: index %lld out of range for %lldx%lld planes", op,
-                              (long long)ip[i], (long long)g.H, (long long)g.W);
+                st = ND_ERROR(ND_ERR_INDEX, "%s: index %lld out of range for %lldx%lld planes", op, (long long)ip[i],
+                              (long long)g.H, (long long)g.W);
         if (st == ND_OK) {
-            if (go.dtype == ND_DTYPE_F32) nd_pool_maxpool_bwd_f32(nd_tensor_data(grad_input), nd_tensor_data(&go), ip, &g);
-            else nd_pool_maxpool_bwd_f64(nd_tensor_data(grad_input), nd_tensor_data(&go), ip, &g);
+            if (go.dtype == ND_DTYPE_F32)
+                nd_pool_maxpool_bwd_f32(nd_tensor_data(grad_input), nd_tensor_data(&go), ip, &g);
+            else
+                nd_pool_maxpool_bwd_f64(nd_tensor_data(grad_input), nd_tensor_data(&go), ip, &g);
         }
         nd_tensor_release(&ind);
     }
@@ -266,8 +276,10 @@ nd_status nd_avgpool2d_forward_cpu(nd_tensor *out, const nd_tensor *input, const
     ND_TRY(nd_nn_check_out(op, "output", out, input->dtype, input->ndim, size, 1));
     nd_tensor x;
     ND_TRY(nd_tensor_contiguous(&x, input));
-    if (x.dtype == ND_DTYPE_F32) nd_pool_avgpool_fwd_f32(nd_tensor_data(out), nd_tensor_data(&x), &g);
-    else nd_pool_avgpool_fwd_f64(nd_tensor_data(out), nd_tensor_data(&x), &g);
+    if (x.dtype == ND_DTYPE_F32)
+        nd_pool_avgpool_fwd_f32(nd_tensor_data(out), nd_tensor_data(&x), &g);
+    else
+        nd_pool_avgpool_fwd_f64(nd_tensor_data(out), nd_tensor_data(&x), &g);
     nd_tensor_release(&x);
     return ND_OK;
 }
@@ -283,8 +295,10 @@ nd_status nd_avgpool2d_backward_cpu(nd_tensor *grad_input, const nd_tensor *grad
     ND_TRY(nd_nn_check_out(op, "grad_output", grad_output, grad_input->dtype, grad_input->ndim, size, 0));
     nd_tensor go;
     ND_TRY(nd_tensor_contiguous(&go, grad_output));
-    if (go.dtype == ND_DTYPE_F32) nd_pool_avgpool_bwd_f32(nd_tensor_data(grad_input), nd_tensor_data(&go), &g);
-    else nd_pool_avgpool_bwd_f64(nd_tensor_data(grad_input), nd_tensor_data(&go), &g);
+    if (go.dtype == ND_DTYPE_F32)
+        nd_pool_avgpool_bwd_f32(nd_tensor_data(grad_input), nd_tensor_data(&go), &g);
+    else
+        nd_pool_avgpool_bwd_f64(nd_tensor_data(grad_input), nd_tensor_data(&go), &g);
     nd_tensor_release(&go);
     return ND_OK;
 }
@@ -296,7 +310,8 @@ static nd_status nd_pool_adaptive_geom(const char *op, nd_pool_geom *g, const nd
     char a[ND_SHAPE_STR_MAX], b[ND_SHAPE_STR_MAX];
     ND_TRY(nd_pool_geom_of(op, g, image, what, NULL));
     int ok = pooled->ndim == image->ndim;
-    for (int d = 0; ok && d < image->ndim - 2; d++) ok = pooled->size[d] == image->size[d];
+    for (int d = 0; ok && d < image->ndim - 2; d++)
+        ok = pooled->size[d] == image->size[d];
     if (!ok || pooled->size[image->ndim - 2] < 1 || pooled->size[image->ndim - 1] < 1)
         return ND_ERROR(ND_ERR_SHAPE, "%s: %s %s does not fit %s %s", op, pooled_what,
                         nd_tensor_shape_str(pooled, a, sizeof a), what, nd_tensor_shape_str(image, b, sizeof b));
@@ -313,8 +328,10 @@ nd_status nd_adaptive_avgpool2d_forward_cpu(nd_tensor *out, const nd_tensor *inp
     ND_TRY(nd_nn_check_out(op, "output", out, input->dtype, out->ndim, out->size, 1));
     nd_tensor x;
     ND_TRY(nd_tensor_contiguous(&x, input));
-    if (x.dtype == ND_DTYPE_F32) nd_pool_adaptive_avg_f32(nd_tensor_data(out), nd_tensor_data(&x), &g, 0);
-    else nd_pool_adaptive_avg_f64(nd_tensor_data(out), nd_tensor_data(&x), &g, 0);
+    if (x.dtype == ND_DTYPE_F32)
+        nd_pool_adaptive_avg_f32(nd_tensor_data(out), nd_tensor_data(&x), &g, 0);
+    else
+        nd_pool_adaptive_avg_f64(nd_tensor_data(out), nd_tensor_data(&x), &g, 0);
     nd_tensor_release(&x);
     return ND_OK;
 }
@@ -328,8 +345,10 @@ nd_status nd_adaptive_avgpool2d_backward_cpu(nd_tensor *grad_input, const nd_ten
     ND_TRY(nd_nn_check_float(op, "grad_output", grad_output, (int)grad_input->dtype));
     nd_tensor go;
     ND_TRY(nd_tensor_contiguous(&go, grad_output));
-    if (go.dtype == ND_DTYPE_F32) nd_pool_adaptive_avg_f32(nd_tensor_data(grad_input), nd_tensor_data(&go), &g, 1);
-    else nd_pool_adaptive_avg_f64(nd_tensor_data(grad_input), nd_tensor_data(&go), &g, 1);
+    if (go.dtype == ND_DTYPE_F32)
+        nd_pool_adaptive_avg_f32(nd_tensor_data(grad_input), nd_tensor_data(&go), &g, 1);
+    else
+        nd_pool_adaptive_avg_f64(nd_tensor_data(grad_input), nd_tensor_data(&go), &g, 1);
     nd_tensor_release(&go);
     return ND_OK;
 }

@@ -100,7 +100,7 @@ static int l_dot(lua_State *L)
     double r;
     nd_lua_check(L, nd_dot_cpu(a, b, &r));
     if (nd_dtype_is_float(a->dtype))
-        lua_pushnumber(L, r);
+        nd_lua_pushreal(L, r);
     else
         lua_pushinteger(L, (lua_Integer)r);
     return 1;

@@ -217,7 +217,7 @@ static int l_reduceall(lua_State *L)
         return 1;
     }
     if (r.is_int) lua_pushinteger(L, (lua_Integer)r.i);
-    else lua_pushnumber(L, r.f);
+    else nd_lua_pushreal(L, r.f);
     if (op == ND_REDUCE_MAX || op == ND_REDUCE_MIN) {
         lua_pushinteger(L, (lua_Integer)r.index + 1);
         return 2;

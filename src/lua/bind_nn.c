@@ -91,11 +91,13 @@ void nd_lua_open_nn(lua_State *L);
 static void nn_resize(lua_State *L, nd_tensor *t, nd_dtype dt, int ndim, const int64_t *size)
 {
     int64_t n = 1;
-    for (int d = 0; d < ndim; d++) n *= size[d];
+    for (int d = 0; d < ndim; d++)
+        n *= size[d];
     if (t->storage && t->dtype == dt && t->ndim == ndim && nd_tensor_is_contiguous(t) &&
         nd_tensor_device(t).type == ND_DEVICE_CPU) {
         int same = 1;
-        for (int d = 0; same && d < ndim; d++) same = t->size[d] == size[d];
+        for (int d = 0; same && d < ndim; d++)
+            same = t->size[d] == size[d];
         if (same) return;
     }
     int64_t bytes = n * (int64_t)nd_dtype_size(dt);
@@ -140,7 +142,10 @@ static nd_tensor *nn_opt(lua_State *L, int idx)
     return nd_lua_checktensor(L, idx);
 }
 
-static int64_t nn_int(lua_State *L, int idx, int64_t def) { return (int64_t)luaL_optinteger(L, idx, def); }
+static int64_t nn_int(lua_State *L, int idx, int64_t def)
+{
+    return (int64_t)luaL_optinteger(L, idx, def);
+}
 
 static int nn_bool(lua_State *L, int idx, int def)
 {
@@ -220,8 +225,14 @@ static int nn_conv_forward_common(lua_State *L, int ref)
     lua_pushvalue(L, 1);
     return 1;
 }
-static int l_conv2d_forward(lua_State *L) { return nn_conv_forward_common(L, 0); }
-static int l_conv2d_forward_ref(lua_State *L) { return nn_conv_forward_common(L, 1); }
+static int l_conv2d_forward(lua_State *L)
+{
+    return nn_conv_forward_common(L, 0);
+}
+static int l_conv2d_forward_ref(lua_State *L)
+{
+    return nn_conv_forward_common(L, 1);
+}
 
 static int l_conv2d_backward_input(lua_State *L)
 {
@@ -253,12 +264,20 @@ static int nn_conv_backward_common(lua_State *L, int ref)
     nd_tensor *gi = want_gi ? nn_out(L, 1, x->dtype, x->ndim, x->size) : NULL;
     nd_lua_check(L, ref ? nd_conv2d_backward_ref_cpu(gi, gw, gb, x, go, w, scale, &p)
                         : nd_conv2d_backward_cpu(gi, gw, gb, x, go, w, scale, &p));
-    if (want_gi) lua_pushvalue(L, 1);
-    else lua_pushnil(L);
+    if (want_gi)
+        lua_pushvalue(L, 1);
+    else
+        lua_pushnil(L);
     return 1;
 }
-static int l_conv2d_backward(lua_State *L) { return nn_conv_backward_common(L, 0); }
-static int l_conv2d_backward_ref(lua_State *L) { return nn_conv_backward_common(L, 1); }
+static int l_conv2d_backward(lua_State *L)
+{
+    return nn_conv_backward_common(L, 0);
+}
+static int l_conv2d_backward_ref(lua_State *L)
+{
+    return nn_conv_backward_common(L, 1);
+}
 
 static int l_im2col(lua_State *L)
 {
@@ -311,7 +330,8 @@ static int l_conv_scratch_free(lua_State *L)
 static void nn_pool_out_shape(const nd_tensor *x, const nd_pool2d_params *p, int64_t *size)
 {
     int b = x->ndim == 4;
-    for (int d = 0; d <= b; d++) size[d] = x->size[d];
+    for (int d = 0; d <= b; d++)
+        size[d] = x->size[d];
     int64_t oh = nd_pool_out_size(x->size[b + 1], p->kh, p->sh, p->ph, p->ceil_mode);
     int64_t ow = nd_pool_out_size(x->size[b + 2], p->kw, p->sw, p->pw, p->ceil_mode);
     size[b + 1] = oh > 0 ? oh : 1; /* the kernel reports a too small input */
@@ -333,7 +353,8 @@ static int l_maxpool2d_forward(lua_State *L)
 
 static int l_maxpool2d_backward(lua_State *L)
 {
-    nd_tensor *x = nn_image(L, 2, "maxpool2d backward"), *go = nd_lua_checktensor(L, 3), *ind = nd_lua_checktensor(L, 4);
+    nd_tensor *x = nn_image(L, 2, "maxpool2d backward"), *go = nd_lua_checktensor(L, 3),
+              *ind = nd_lua_checktensor(L, 4);
     nd_pool2d_params p = nn_pool_params(L, 5, 0);
     nd_tensor *gi = nn_out(L, 1, x->dtype, x->ndim, x->size);
     nd_lua_check(L, nd_maxpool2d_backward_cpu(gi, go, ind, &p));
@@ -370,7 +391,8 @@ static int l_adaptive_avgpool2d_forward(lua_State *L)
     if (ow < 1 || oh < 1) nd_lua_error(L, "adaptive_avgpool2d: output size %dx%d must be positive", (int)oh, (int)ow);
     int64_t size[4];
     int b = x->ndim == 4;
-    for (int d = 0; d <= b; d++) size[d] = x->size[d];
+    for (int d = 0; d <= b; d++)
+        size[d] = x->size[d];
     size[b + 1] = oh;
     size[b + 2] = ow;
     nd_tensor *out = nn_out(L, 1, x->dtype, x->ndim, size);
@@ -419,16 +441,46 @@ static int nn_act_backward(lua_State *L, nn_bwd_fn f, int elementwise)
     return 1;
 }
 
-static int l_relu_forward(lua_State *L) { return nn_act_forward(L, nd_relu_forward_cpu, 1); }
-static int l_relu_backward(lua_State *L) { return nn_act_backward(L, nd_relu_backward_cpu, 1); }
-static int l_sigmoid_forward(lua_State *L) { return nn_act_forward(L, nd_sigmoid_forward_cpu, 1); }
-static int l_sigmoid_backward(lua_State *L) { return nn_act_backward(L, nd_sigmoid_backward_cpu, 1); }
-static int l_tanh_forward(lua_State *L) { return nn_act_forward(L, nd_tanh_forward_cpu, 1); }
-static int l_tanh_backward(lua_State *L) { return nn_act_backward(L, nd_tanh_backward_cpu, 1); }
-static int l_softmax_forward(lua_State *L) { return nn_act_forward(L, nd_softmax_forward_cpu, 0); }
-static int l_softmax_backward(lua_State *L) { return nn_act_backward(L, nd_softmax_backward_cpu, 0); }
-static int l_logsoftmax_forward(lua_State *L) { return nn_act_forward(L, nd_logsoftmax_forward_cpu, 0); }
-static int l_logsoftmax_backward(lua_State *L) { return nn_act_backward(L, nd_logsoftmax_backward_cpu, 0); }
+static int l_relu_forward(lua_State *L)
+{
+    return nn_act_forward(L, nd_relu_forward_cpu, 1);
+}
+static int l_relu_backward(lua_State *L)
+{
+    return nn_act_backward(L, nd_relu_backward_cpu, 1);
+}
+static int l_sigmoid_forward(lua_State *L)
+{
+    return nn_act_forward(L, nd_sigmoid_forward_cpu, 1);
+}
+static int l_sigmoid_backward(lua_State *L)
+{
+    return nn_act_backward(L, nd_sigmoid_backward_cpu, 1);
+}
+static int l_tanh_forward(lua_State *L)
+{
+    return nn_act_forward(L, nd_tanh_forward_cpu, 1);
+}
+static int l_tanh_backward(lua_State *L)
+{
+    return nn_act_backward(L, nd_tanh_backward_cpu, 1);
+}
+static int l_softmax_forward(lua_State *L)
+{
+    return nn_act_forward(L, nd_softmax_forward_cpu, 0);
+}
+static int l_softmax_backward(lua_State *L)
+{
+    return nn_act_backward(L, nd_softmax_backward_cpu, 0);
+}
+static int l_logsoftmax_forward(lua_State *L)
+{
+    return nn_act_forward(L, nd_logsoftmax_forward_cpu, 0);
+}
+static int l_logsoftmax_backward(lua_State *L)
+{
+    return nn_act_backward(L, nd_logsoftmax_backward_cpu, 0);
+}
 
 /* ---- batch normalisation ---- */
 
@@ -471,8 +523,10 @@ static int l_batchnorm_backward(lua_State *L)
     int want_gi = !(lua_isboolean(L, 1) && !lua_toboolean(L, 1));
     nd_tensor *gi = want_gi ? nn_out(L, 1, x->dtype, x->ndim, x->size) : NULL;
     nd_lua_check(L, nd_batchnorm_backward_cpu(gi, gw, gb, x, go, w, sm, si, rm, rv, train, scale, eps));
-    if (want_gi) lua_pushvalue(L, 1);
-    else lua_pushnil(L);
+    if (want_gi)
+        lua_pushvalue(L, 1);
+    else
+        lua_pushnil(L);
     return 1;
 }
 
@@ -480,7 +534,8 @@ static int l_batchnorm_backward(lua_State *L)
 
 /* Converts 1-based class targets (int64 or integral floats, any shape) into a new contiguous
  * int64 tensor of 0-based classes, checking the range in Lua's terms. */
-static void nn_targets(lua_State *L, nd_tensor *out, const nd_tensor *t, int64_t nclasses, int64_t ignore, const char *op)
+static void nn_targets(lua_State *L, nd_tensor *out, const nd_tensor *t, int64_t nclasses, int64_t ignore,
+                       const char *op)
 {
     int64_t n = nd_tensor_numel(t), size[1] = {n};
     if (nd_tensor_device(t).type != ND_DEVICE_CPU) nd_lua_error(L, "%s: target is not a CPU tensor", op);
@@ -506,8 +561,8 @@ static void nn_targets(lua_State *L, nd_tensor *out, const nd_tensor *t, int64_t
             if (c == (double)(int64_t)c)
                 nd_lua_error(L, "%s: target %I is out of range for %I classes (sample %I)", op, (lua_Integer)c,
                              (lua_Integer)nclasses, (lua_Integer)(i + 1));
-            nd_lua_error(L, "%s: target %f is not a class number (%I classes, sample %I)", op, c,
-                         (lua_Integer)nclasses, (lua_Integer)(i + 1));
+            nd_lua_error(L, "%s: target %f is not a class number (%I classes, sample %I)", op, c, (lua_Integer)nclasses,
+                         (lua_Integer)(i + 1));
         }
         o[i] = (int64_t)c - 1;
     }
@@ -560,7 +615,8 @@ static int l_nll_backward(lua_State *L)
 static int l_mse_forward(lua_State *L)
 {
     double loss = 0;
-    nd_lua_check(L, nd_mse_loss_forward_cpu(&loss, nd_lua_checktensor(L, 1), nd_lua_checktensor(L, 2), lua_toboolean(L, 3)));
+    nd_lua_check(
+        L, nd_mse_loss_forward_cpu(&loss, nd_lua_checktensor(L, 1), nd_lua_checktensor(L, 2), lua_toboolean(L, 3)));
     lua_pushnumber(L, loss);
     return 1;
 }
@@ -596,42 +652,44 @@ static int l_bce_backward(lua_State *L)
     return 1;
 }
 
-static const luaL_Reg nd_lua_nn_fns[] = {
-    {"conv2d_forward", l_conv2d_forward},
-    {"conv2d_forward_ref", l_conv2d_forward_ref},
-    {"conv2d_backward_input", l_conv2d_backward_input},
-    {"conv2d_backward_params", l_conv2d_backward_params},
-    {"conv2d_backward", l_conv2d_backward},
-    {"conv2d_backward_ref", l_conv2d_backward_ref},
-    {"im2col", l_im2col},
-    {"col2im", l_col2im},
-    {"conv_config", l_conv_config},
-    {"conv_scratch_free", l_conv_scratch_free},
-    {"maxpool2d_forward", l_maxpool2d_forward},
-    {"maxpool2d_backward", l_maxpool2d_backward},
-    {"avgpool2d_forward", l_avgpool2d_forward},
-    {"avgpool2d_backward", l_avgpool2d_backward},
-    {"adaptive_avgpool2d_forward", l_adaptive_avgpool2d_forward},
-    {"adaptive_avgpool2d_backward", l_adaptive_avgpool2d_backward},
-    {"relu_forward", l_relu_forward},
-    {"relu_backward", l_relu_backward},
-    {"sigmoid_forward", l_sigmoid_forward},
-    {"sigmoid_backward", l_sigmoid_backward},
-    {"tanh_forward", l_tanh_forward},
-    {"tanh_backward", l_tanh_backward},
-    {"softmax_forward", l_softmax_forward},
-    {"softmax_backward", l_softmax_backward},
-    {"logsoftmax_forward", l_logsoftmax_forward},
-    {"logsoftmax_backward", l_logsoftmax_backward},
-    {"batchnorm_forward_train", l_batchnorm_forward_train},
-    {"batchnorm_forward_eval", l_batchnorm_forward_eval},
-    {"batchnorm_backward", l_batchnorm_backward},
-    {"nll_forward", l_nll_forward},
-    {"nll_backward", l_nll_backward},
-    {"mse_forward", l_mse_forward},
-    {"mse_backward", l_mse_backward},
-    {"bce_forward", l_bce_forward},
-    {"bce_backward", l_bce_backward},
-    {NULL, NULL}};
+static const luaL_Reg nd_lua_nn_fns[] = {{"conv2d_forward", l_conv2d_forward},
+                                         {"conv2d_forward_ref", l_conv2d_forward_ref},
+                                         {"conv2d_backward_input", l_conv2d_backward_input},
+                                         {"conv2d_backward_params", l_conv2d_backward_params},
+                                         {"conv2d_backward", l_conv2d_backward},
+                                         {"conv2d_backward_ref", l_conv2d_backward_ref},
+                                         {"im2col", l_im2col},
+                                         {"col2im", l_col2im},
+                                         {"conv_config", l_conv_config},
+                                         {"conv_scratch_free", l_conv_scratch_free},
+                                         {"maxpool2d_forward", l_maxpool2d_forward},
+                                         {"maxpool2d_backward", l_maxpool2d_backward},
+                                         {"avgpool2d_forward", l_avgpool2d_forward},
+                                         {"avgpool2d_backward", l_avgpool2d_backward},
+                                         {"adaptive_avgpool2d_forward", l_adaptive_avgpool2d_forward},
+                                         {"adaptive_avgpool2d_backward", l_adaptive_avgpool2d_backward},
+                                         {"relu_forward", l_relu_forward},
+                                         {"relu_backward", l_relu_backward},
+                                         {"sigmoid_forward", l_sigmoid_forward},
+                                         {"sigmoid_backward", l_sigmoid_backward},
+                                         {"tanh_forward", l_tanh_forward},
+                                         {"tanh_backward", l_tanh_backward},
+                                         {"softmax_forward", l_softmax_forward},
+                                         {"softmax_backward", l_softmax_backward},
+                                         {"logsoftmax_forward", l_logsoftmax_forward},
+                                         {"logsoftmax_backward", l_logsoftmax_backward},
+                                         {"batchnorm_forward_train", l_batchnorm_forward_train},
+                                         {"batchnorm_forward_eval", l_batchnorm_forward_eval},
+                                         {"batchnorm_backward", l_batchnorm_backward},
+                                         {"nll_forward", l_nll_forward},
+                                         {"nll_backward", l_nll_backward},
+                                         {"mse_forward", l_mse_forward},
+                                         {"mse_backward", l_mse_backward},
+                                         {"bce_forward", l_bce_forward},
+                                         {"bce_backward", l_bce_backward},
+                                         {NULL, NULL}};
 
-void nd_lua_open_nn(lua_State *L) { nd_lua_register(L, nd_lua_nn_fns); }
+void nd_lua_open_nn(lua_State *L)
+{
+    nd_lua_register(L, nd_lua_nn_fns);
+}

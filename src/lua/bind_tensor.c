@@ -122,6 +122,16 @@ int nd_lua_checksizes(lua_State *L, int idx, int64_t *size)
     return n;
 }
 
+/* Torch7 printed sums and elements of float tensors as plain numbers: an integral value that
+ * fits is pushed as a Lua integer (prints "4", compares and computes as 4.0 would). */
+void nd_lua_pushreal(lua_State *L, double v)
+{
+    if (v == (double)(int64_t)v && v > -9007199254740992.0 && v < 9007199254740992.0)
+        lua_pushinteger(L, (lua_Integer)v);
+    else
+        lua_pushnumber(L, v);
+}
+
 void nd_lua_register(lua_State *L, const luaL_Reg *fns) { luaL_setfuncs(L, fns, 0); }
 
 static void nd_lua_checkpositive(lua_State *L, int ndim, const int64_t *size, const char *fn)
@@ -473,8 +483,8 @@ static char *nd_lua_elemptr(lua_State *L, nd_tensor *t, int first)
 static void nd_lua_pushelem(lua_State *L, nd_dtype dt, const char *p)
 {
     switch (dt) {
-    case ND_DTYPE_F32: lua_pushnumber(L, *(const float *)p); break;
-    case ND_DTYPE_F64: lua_pushnumber(L, *(const double *)p); break;
+    case ND_DTYPE_F32: nd_lua_pushreal(L, *(const float *)p); break;
+    case ND_DTYPE_F64: nd_lua_pushreal(L, *(const double *)p); break;
     case ND_DTYPE_I64: lua_pushinteger(L, *(const int64_t *)p); break;
     case ND_DTYPE_U8: lua_pushinteger(L, *(const uint8_t *)p); break;
     default: lua_pushnil(L);

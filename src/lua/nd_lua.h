@@ -29,6 +29,8 @@ nd_tensor *nd_lua_pushview(lua_State *L, const nd_tensor *src);
 /* Reports storage bytes not yet reported to Lua's collector (call after filling a pushed tensor
  * with a fresh storage; nd_lua_pushnew does it). */
 void nd_lua_account(lua_State *L, nd_tensor *t);
+/* Pushes a real result: a Lua integer when v is integral and exact, else a float. */
+void nd_lua_pushreal(lua_State *L, double v);
 /* Raises a Lua error with a formatted message (lua_pushfstring formats: %s %d %f %p %c %%),
  * without a position prefix: the traceback tells where. */
 int nd_lua_error(lua_State *L, const char *fmt, ...);

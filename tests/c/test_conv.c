@@ -69,21 +69,21 @@ typedef struct conv_case {
 } conv_case;
 
 static const conv_case conv_cases[] = {
-    {2, 3, 7, 9, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},    /* plain 3x3 pad 1, odd sizes */
-    {3, 4, 8, 8, 6, 3, 3, 2, 2, 1, 1, 1, 1, 1, 0},    /* stride 2, no bias */
-    {2, 4, 9, 7, 4, 3, 2, 2, 1, 0, 2, 1, 1, 1, 1},    /* asymmetric kernel, stride, padding */
-    {2, 3, 10, 11, 5, 3, 3, 1, 1, 2, 2, 2, 2, 1, 1},  /* dilation 2 */
-    {2, 6, 7, 7, 9, 3, 3, 1, 1, 1, 1, 1, 1, 3, 1},    /* 3 groups */
-    {2, 4, 6, 6, 8, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1},    /* 1x1 on a small image (batched path) */
-    {2, 8, 17, 16, 4, 1, 1, 1, 1, 0, 0, 1, 1, 2, 1},  /* 1x1 direct path, 2 groups */
-    {1, 3, 5, 5, 2, 5, 5, 1, 1, 0, 0, 1, 1, 1, 1},    /* kernel as large as the image */
-    {3, 2, 4, 5, 3, 3, 3, 3, 3, 2, 2, 1, 1, 1, 1},    /* stride 3, padding 2 */
-    {2, 4, 6, 6, 4, 3, 3, 1, 1, 1, 1, 1, 1, 4, 1},    /* depthwise */
-    {2, 4, 9, 9, 3, 1, 1, 2, 2, 0, 0, 1, 1, 1, 0},    /* 1x1 stride 2 */
-    {2, 3, 6, 8, 4, 2, 3, 1, 2, 1, 0, 3, 1, 1, 1},    /* dilation 3x1, stride 1x2 */
-    {2, 3, 9, 20, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},   /* wide rows (row-copy im2col) */
-    {2, 2, 7, 41, 3, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1},   /* wide rows, stride 2 */
-    {1, 4, 5, 37, 4, 3, 5, 1, 1, 2, 3, 2, 2, 2, 0},   /* wide rows, dilation 2, groups */
+    {2, 3, 7, 9, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},   /* plain 3x3 pad 1, odd sizes */
+    {3, 4, 8, 8, 6, 3, 3, 2, 2, 1, 1, 1, 1, 1, 0},   /* stride 2, no bias */
+    {2, 4, 9, 7, 4, 3, 2, 2, 1, 0, 2, 1, 1, 1, 1},   /* asymmetric kernel, stride, padding */
+    {2, 3, 10, 11, 5, 3, 3, 1, 1, 2, 2, 2, 2, 1, 1}, /* dilation 2 */
+    {2, 6, 7, 7, 9, 3, 3, 1, 1, 1, 1, 1, 1, 3, 1},   /* 3 groups */
+    {2, 4, 6, 6, 8, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1},   /* 1x1 on a small image (batched path) */
+    {2, 8, 17, 16, 4, 1, 1, 1, 1, 0, 0, 1, 1, 2, 1}, /* 1x1 direct path, 2 groups */
+    {1, 3, 5, 5, 2, 5, 5, 1, 1, 0, 0, 1, 1, 1, 1},   /* kernel as large as the image */
+    {3, 2, 4, 5, 3, 3, 3, 3, 3, 2, 2, 1, 1, 1, 1},   /* stride 3, padding 2 */
+    {2, 4, 6, 6, 4, 3, 3, 1, 1, 1, 1, 1, 1, 4, 1},   /* depthwise */
+    {2, 4, 9, 9, 3, 1, 1, 2, 2, 0, 0, 1, 1, 1, 0},   /* 1x1 stride 2 */
+    {2, 3, 6, 8, 4, 2, 3, 1, 2, 1, 0, 3, 1, 1, 1},   /* dilation 3x1, stride 1x2 */
+    {2, 3, 9, 20, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},  /* wide rows (row-copy im2col) */
+    {2, 2, 7, 41, 3, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1},  /* wide rows, stride 2 */
+    {1, 4, 5, 37, 4, 3, 5, 1, 1, 2, 3, 2, 2, 2, 0},  /* wide rows, dilation 2, groups */
 };
 #define CONV_NCASES ((int)(sizeof conv_cases / sizeof conv_cases[0]))
 
@@ -122,7 +122,8 @@ static void test_im2col_roundtrip(void)
                                     int64_t f = (ch * c->kh + ki) * c->kw + kj, col = (n * OH + oh) * OW + ow;
                                     double v = 0;
                                     if (ih >= 0 && ih < c->H && iw >= 0 && iw < c->W) {
-                                        int64_t xo = n * x.stride[0] + ch * x.stride[1] + ih * x.stride[2] + iw * x.stride[3];
+                                        int64_t xo =
+                                            n * x.stride[0] + ch * x.stride[1] + ih * x.stride[2] + iw * x.stride[3];
                                         int64_t eo = ((n * c->C + ch) * c->H + ih) * c->W + iw;
                                         v = nd_nn_get(&x, xo);
                                         nd_nn_set(&expect, eo, nd_nn_get(&expect, eo) + v);
@@ -257,7 +258,8 @@ static void test_backward_vs_ref(void)
                 nd_tensor_release(&gb);
             }
             nd_tensor *all[] = {&w, &x, &go, &gw0, &gb0, &rgi, &rgw, &rgb};
-            for (int i = 0; i < 8; i++) nd_tensor_release(all[i]);
+            for (int i = 0; i < 8; i++)
+                nd_tensor_release(all[i]);
         }
     }
 }
@@ -270,7 +272,8 @@ static double conv_loss(const nd_tensor *x, const nd_tensor *w, const nd_tensor 
     nd_conv2d_forward_cpu(&out, x, w, b, p);
     const double *o = nd_tensor_data(&out), *r = nd_tensor_data(R);
     double s = 0;
-    for (int64_t i = 0; i < nd_tensor_numel(&out); i++) s += o[i] * r[i];
+    for (int64_t i = 0; i < nd_tensor_numel(&out); i++)
+        s += o[i] * r[i];
     nd_tensor_release(&out);
     return s;
 }
@@ -306,14 +309,16 @@ static void test_backward_fd(void)
         int64_t xs[4] = {c.N, c.C, c.H, c.W}, ws[4] = {c.Cout, c.C / c.groups, c.kh, c.kw};
         int64_t os[4] = {c.N, c.Cout, OH, OW}, bs[1] = {c.Cout};
         nd_dtype dt = ND_DTYPE_F64;
-        nd_tensor x = conv_rand(dt, 4, xs), w = conv_rand(dt, 4, ws), b = conv_rand(dt, 1, bs), R = conv_rand(dt, 4, os);
+        nd_tensor x = conv_rand(dt, 4, xs), w = conv_rand(dt, 4, ws), b = conv_rand(dt, 1, bs),
+                  R = conv_rand(dt, 4, os);
         nd_tensor gi = conv_zeros(dt, 4, xs), gw = conv_zeros(dt, 4, ws), gb = conv_zeros(dt, 1, bs);
         ND_CHECK_OK(nd_conv2d_backward_cpu(&gi, &gw, &gb, &x, &R, &w, 1.0, &p));
         ND_CHECK_NEAR(conv_fd_check(&x, &gi, &x, &w, &b, &R, &p), 0, 1e-7);
         ND_CHECK_NEAR(conv_fd_check(&w, &gw, &x, &w, &b, &R, &p), 0, 1e-7);
         ND_CHECK_NEAR(conv_fd_check(&b, &gb, &x, &w, &b, &R, &p), 0, 1e-7);
         nd_tensor *all[] = {&x, &w, &b, &R, &gi, &gw, &gb};
-        for (int i = 0; i < 7; i++) nd_tensor_release(all[i]);
+        for (int i = 0; i < 7; i++)
+            nd_tensor_release(all[i]);
     }
 }
 
@@ -353,7 +358,8 @@ static void test_parallel(void)
         ND_CHECK(conv_maxdiff(&gw[0], &gw[1]) == 0);
         ND_CHECK(conv_maxdiff(&gb[0], &gb[1]) == 0);
         nd_tensor *all[] = {&x, &w, &b, &go, &ref, &out[0], &out[1], &gi[0], &gi[1], &gw[0], &gw[1], &gb[0], &gb[1]};
-        for (int i = 0; i < 13; i++) nd_tensor_release(all[i]);
+        for (int i = 0; i < 13; i++)
+            nd_tensor_release(all[i]);
     }
 }
 
@@ -361,7 +367,8 @@ static void test_errors(void)
 {
     nd_conv2d_params p = {3, 3, 1, 1, 1, 1, 1, 1, 1};
     int64_t xs[4] = {2, 32, 6, 6}, ws[4] = {8, 64, 3, 3}, os[4] = {2, 8, 6, 6};
-    nd_tensor x = conv_rand(ND_DTYPE_F32, 4, xs), w = conv_rand(ND_DTYPE_F32, 4, ws), o = conv_zeros(ND_DTYPE_F32, 4, os);
+    nd_tensor x = conv_rand(ND_DTYPE_F32, 4, xs), w = conv_rand(ND_DTYPE_F32, 4, ws),
+              o = conv_zeros(ND_DTYPE_F32, 4, os);
     ND_CHECK(nd_conv2d_forward_cpu(&o, &x, &w, NULL, &p) == ND_ERR_SHAPE);
     ND_CHECK(strstr(nd_error_message(), "conv2d: expected input of 64 planes, got 32 (input 2x32x6x6") != NULL);
     nd_tensor_release(&w);

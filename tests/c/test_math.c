@@ -280,6 +280,16 @@ static void test_unary_special(void)
     ok = 1;
     for (int64_t i = 0; i < 60; i++) ok &= close_to(getd(&z, i), tanh(getd(&z0, i)), 1e-14);
     ND_CHECK(ok);
+    /* a float32 input compares with the scalar rounded to float32 (0.1 finds 0.1f), also into uint8 */
+    nd_tensor f = make3(ND_DTYPE_F32, L_TRANS), fm = empty_of(ND_DTYPE_U8), fs = empty_of(ND_DTYPE_F64);
+    setd(&f, 2, 0.1);
+    ND_CHECK_OK(nd_unary_cpu(&fm, &f, ND_UNARY_EQ, 0.1, 0));
+    ND_CHECK(getd(&fm, 2) == 1 && getd(&fm, 3) == 0);
+    ND_CHECK_OK(nd_unary_cpu(&fs, &f, ND_UNARY_ADD, 0.1, 0));
+    ND_CHECK(getd(&fs, 2) == 2 * (double)0.1f);
+    nd_tensor_release(&f);
+    nd_tensor_release(&fm);
+    nd_tensor_release(&fs);
     /* int64 wraps, uint8 wraps modulo 256 */
     nd_tensor big;
     int64_t one = 1;

@@ -54,7 +54,10 @@ static int64_t nn_off(const nd_tensor *t, int64_t lin)
     }
     return off;
 }
-static double nn_at(const nd_tensor *t, int64_t lin) { return nd_nn_get(t, nn_off(t, lin)); }
+static double nn_at(const nd_tensor *t, int64_t lin)
+{
+    return nd_nn_get(t, nn_off(t, lin));
+}
 
 static double nn_maxdiff(const nd_tensor *a, const nd_tensor *b)
 {
@@ -71,7 +74,8 @@ static double nn_maxdiff(const nd_tensor *a, const nd_tensor *b)
 static double nn_dot(const nd_tensor *t, const nd_tensor *R)
 {
     double s = 0;
-    for (int64_t i = 0; i < nd_tensor_numel(t); i++) s += nn_at(t, i) * nn_at(R, i);
+    for (int64_t i = 0; i < nd_tensor_numel(t); i++)
+        s += nn_at(t, i) * nn_at(R, i);
     return s;
 }
 
@@ -104,12 +108,10 @@ typedef struct nn_pool_case {
 } nn_pool_case;
 
 static const nn_pool_case nn_pool_cases[] = {
-    {2, 3, 8, 8, {2, 2, 2, 2, 0, 0, 0, 1}},
-    {2, 2, 7, 9, {3, 3, 2, 2, 1, 1, 0, 1}},
-    {1, 3, 7, 6, {3, 2, 2, 2, 1, 1, 1, 1}},  /* ceil mode */
-    {2, 2, 6, 6, {3, 3, 2, 2, 1, 1, 1, 0}},  /* ceil mode, count_include_pad off */
-    {2, 2, 5, 7, {3, 3, 1, 1, 1, 1, 0, 0}},
-    {1, 2, 5, 5, {2, 3, 3, 2, 1, 0, 1, 1}},  /* asymmetric, ceil */
+    {2, 3, 8, 8, {2, 2, 2, 2, 0, 0, 0, 1}}, {2, 2, 7, 9, {3, 3, 2, 2, 1, 1, 0, 1}},
+    {1, 3, 7, 6, {3, 2, 2, 2, 1, 1, 1, 1}}, /* ceil mode */
+    {2, 2, 6, 6, {3, 3, 2, 2, 1, 1, 1, 0}}, /* ceil mode, count_include_pad off */
+    {2, 2, 5, 7, {3, 3, 1, 1, 1, 1, 0, 0}}, {1, 2, 5, 5, {2, 3, 3, 2, 1, 0, 1, 1}}, /* asymmetric, ceil */
 };
 #define NN_NPOOL ((int)(sizeof nn_pool_cases / sizeof nn_pool_cases[0]))
 
@@ -146,10 +148,14 @@ typedef struct nn_pool_ctx {
 static double nn_pool_loss(void *vc)
 {
     nn_pool_ctx *c = vc;
-    nd_tensor out = nn_zeros(ND_DTYPE_F64, c->R->ndim, c->R->size), ind = nn_zeros(ND_DTYPE_I64, c->R->ndim, c->R->size);
-    if (c->kind == 0) nd_maxpool2d_forward_cpu(&out, &ind, c->x, c->p);
-    else if (c->kind == 1) nd_avgpool2d_forward_cpu(&out, c->x, c->p);
-    else nd_adaptive_avgpool2d_forward_cpu(&out, c->x);
+    nd_tensor out = nn_zeros(ND_DTYPE_F64, c->R->ndim, c->R->size),
+              ind = nn_zeros(ND_DTYPE_I64, c->R->ndim, c->R->size);
+    if (c->kind == 0)
+        nd_maxpool2d_forward_cpu(&out, &ind, c->x, c->p);
+    else if (c->kind == 1)
+        nd_avgpool2d_forward_cpu(&out, c->x, c->p);
+    else
+        nd_adaptive_avgpool2d_forward_cpu(&out, c->x);
     double s = nn_dot(&out, c->R);
     nd_tensor_release(&out);
     nd_tensor_release(&ind);
@@ -181,7 +187,8 @@ static void test_pool(void)
                     for (int64_t oh = 0; oh < OH; oh++)
                         for (int64_t ow = 0; ow < OW; ow++) {
                             int64_t arg = -1, o = ((n * pc->C + c) * OH + oh) * OW + ow;
-                            double m = nn_pool_ref(&x, n, c, oh, ow, p, 0, &arg), a = nn_pool_ref(&x, n, c, oh, ow, p, 1, &arg);
+                            double m = nn_pool_ref(&x, n, c, oh, ow, p, 0, &arg),
+                                   a = nn_pool_ref(&x, n, c, oh, ow, p, 1, &arg);
                             nn_pool_ref(&x, n, c, oh, ow, p, 0, &arg);
                             if (nd_nn_get(&mo, o) != m) bad++;
                             if (((int64_t *)nd_tensor_data(&ind))[o] != arg) bad++;
@@ -197,7 +204,8 @@ static void test_pool(void)
             ND_CHECK_OK(nd_maxpool2d_forward_cpu(&m0, &i0, &x0, p));
             ND_CHECK(nn_maxdiff(&m0, &r0) == 0);
             nd_tensor *all[] = {&x, &mo, &ao, &ind, &x0, &m0, &i0, &r0};
-            for (int i = 0; i < 8; i++) nd_tensor_release(all[i]);
+            for (int i = 0; i < 8; i++)
+                nd_tensor_release(all[i]);
         }
         /* backward vs finite differences (float64, distinct values so the max is stable) */
         for (int kind = 0; kind < 2; kind++) {
@@ -216,7 +224,8 @@ static void test_pool(void)
             nn_pool_ctx ctx = {&x, &R, p, kind};
             ND_CHECK_NEAR(nn_fd(&x, &gi, nn_pool_loss, &ctx, 1e-6), 0, 1e-7);
             nd_tensor *all[] = {&x, &R, &gi, &out, &ind, &Rs};
-            for (int i = 0; i < 6; i++) nd_tensor_release(all[i]);
+            for (int i = 0; i < 6; i++)
+                nd_tensor_release(all[i]);
         }
     }
     /* adaptive average pooling: formula and gradient, shrinking, identity and growing */
@@ -235,7 +244,8 @@ static void test_pool(void)
                         int64_t w0 = (ow * xs[3]) / os[3], w1 = ((ow + 1) * xs[3] + os[3] - 1) / os[3];
                         double s = 0;
                         for (int64_t h = h0; h < h1; h++)
-                            for (int64_t w = w0; w < w1; w++) s += nn_at(&x, (pl * xs[2] + h) * xs[3] + w);
+                            for (int64_t w = w0; w < w1; w++)
+                                s += nn_at(&x, (pl * xs[2] + h) * xs[3] + w);
                         s /= (double)((h1 - h0) * (w1 - w0));
                         if (fabs(nn_at(&out, (pl * os[2] + oh) * os[3] + ow) - s) > 1e-6) bad++;
                     }
@@ -255,7 +265,8 @@ static void test_pool(void)
     /* ties pick the first position of the window in row-major order; NaN wins */
     {
         int64_t ts[3] = {1, 4, 4}, tos[3] = {1, 2, 2};
-        nd_tensor x = nn_zeros(ND_DTYPE_F32, 3, ts), o = nn_zeros(ND_DTYPE_F32, 3, tos), ind = nn_zeros(ND_DTYPE_I64, 3, tos);
+        nd_tensor x = nn_zeros(ND_DTYPE_F32, 3, ts), o = nn_zeros(ND_DTYPE_F32, 3, tos),
+                  ind = nn_zeros(ND_DTYPE_I64, 3, tos);
         nd_nn_set(&x, 1 * 4 + 1, NAN);
         nd_pool2d_params p2 = {2, 2, 2, 2, 0, 0, 0, 1};
         ND_CHECK_OK(nd_maxpool2d_forward_cpu(&o, &ind, &x, &p2));
@@ -268,7 +279,8 @@ static void test_pool(void)
     }
     /* errors */
     int64_t xs[4] = {1, 2, 3, 3}, os[4] = {1, 2, 2, 2};
-    nd_tensor x = nn_new(ND_DTYPE_F32, 4, xs, -1, 1), o = nn_zeros(ND_DTYPE_F32, 4, os), ind = nn_zeros(ND_DTYPE_I64, 4, os);
+    nd_tensor x = nn_new(ND_DTYPE_F32, 4, xs, -1, 1), o = nn_zeros(ND_DTYPE_F32, 4, os),
+              ind = nn_zeros(ND_DTYPE_I64, 4, os);
     nd_pool2d_params bad = {5, 5, 1, 1, 0, 0, 0, 1};
     ND_CHECK(nd_maxpool2d_forward_cpu(&o, &ind, &x, &bad) == ND_ERR_SHAPE);
     ND_CHECK(strstr(nd_error_message(), "maxpool2d: input 1x2x3x3 is too small") != NULL);
@@ -300,15 +312,21 @@ static double nn_act_loss(void *vc)
     return s;
 }
 
-static double nn_sig(double x) { return 1 / (1 + exp(-x)); }
-static double nn_relu(double x) { return x > 0 ? x : 0; }
+static double nn_sig(double x)
+{
+    return 1 / (1 + exp(-x));
+}
+static double nn_relu(double x)
+{
+    return x > 0 ? x : 0;
+}
 
 static void test_act(void)
 {
     nd_status (*fwd[3])(nd_tensor *, const nd_tensor *) = {nd_relu_forward_cpu, nd_sigmoid_forward_cpu,
                                                            nd_tanh_forward_cpu};
-    nd_status (*bwd[3])(nd_tensor *, const nd_tensor *, const nd_tensor *) = {
-        nd_relu_backward_cpu, nd_sigmoid_backward_cpu, nd_tanh_backward_cpu};
+    nd_status (*bwd[3])(nd_tensor *, const nd_tensor *,
+                        const nd_tensor *) = {nd_relu_backward_cpu, nd_sigmoid_backward_cpu, nd_tanh_backward_cpu};
     double (*ref[3])(double) = {nn_relu, nn_sig, tanh};
     int64_t xs[3] = {3, 4, 5};
     for (int f = 0; f < 3; f++) {
@@ -318,7 +336,8 @@ static void test_act(void)
             nd_tensor y = v & 2 ? nn_new_strided(dt, 3, xs, 0, 1) : nn_zeros(dt, 3, xs);
             ND_CHECK_OK(fwd[f](&y, &x));
             double worst = 0;
-            for (int64_t i = 0; i < 60; i++) worst = fmax(worst, fabs(nn_at(&y, i) - ref[f](nn_at(&x, i))));
+            for (int64_t i = 0; i < 60; i++)
+                worst = fmax(worst, fabs(nn_at(&y, i) - ref[f](nn_at(&x, i))));
             ND_CHECK_NEAR(worst, 0, 1e-6);
             /* in place */
             nd_tensor xc;
@@ -359,7 +378,8 @@ static void test_act(void)
         int nd = nds[sh];
         const int64_t *s = shapes[sh];
         int64_t C = nd == 1 ? s[0] : s[1], Nn = nd == 1 ? 1 : s[0], S = 1;
-        for (int d = 2; d < nd; d++) S *= s[d];
+        for (int d = 2; d < nd; d++)
+            S *= s[d];
         for (int lg = 0; lg < 2; lg++) {
             nd_status (*sf)(nd_tensor *, const nd_tensor *) = lg ? nd_logsoftmax_forward_cpu : nd_softmax_forward_cpu;
             nd_status (*sb)(nd_tensor *, const nd_tensor *, const nd_tensor *) =
@@ -375,8 +395,10 @@ static void test_act(void)
                 for (int64_t n = 0; n < Nn; n++)
                     for (int64_t p = 0; p < S; p++) {
                         double m = -INFINITY, z = 0;
-                        for (int64_t c = 0; c < C; c++) m = fmax(m, nn_at(&x, (n * C + c) * S + p));
-                        for (int64_t c = 0; c < C; c++) z += exp(nn_at(&x, (n * C + c) * S + p) - m);
+                        for (int64_t c = 0; c < C; c++)
+                            m = fmax(m, nn_at(&x, (n * C + c) * S + p));
+                        for (int64_t c = 0; c < C; c++)
+                            z += exp(nn_at(&x, (n * C + c) * S + p) - m);
                         for (int64_t c = 0; c < C; c++) {
                             double e = nn_at(&x, (n * C + c) * S + p) - m - log(z);
                             double got = nn_at(&y, (n * C + c) * S + p);
@@ -396,7 +418,8 @@ static void test_act(void)
             nn_act_ctx ctx = {&x, &R, sf};
             ND_CHECK_NEAR(nn_fd(&x, &g, nn_act_loss, &ctx, 1e-6), 0, 1e-7);
             nd_tensor *all[] = {&x, &R, &y, &g, &Rs};
-            for (int i = 0; i < 5; i++) nd_tensor_release(all[i]);
+            for (int i = 0; i < 5; i++)
+                nd_tensor_release(all[i]);
         }
     }
 }
@@ -413,8 +436,10 @@ static double nn_bn_loss(void *vc)
 {
     nn_bn_ctx *c = vc;
     nd_tensor out = nn_zeros(ND_DTYPE_F64, c->x->ndim, c->x->size);
-    if (c->training) nd_batchnorm_forward_train_cpu(&out, NULL, NULL, c->x, c->w, c->b, NULL, NULL, 0.1, 1e-5);
-    else nd_batchnorm_forward_eval_cpu(&out, c->x, c->w, c->b, c->rm, c->rv, 1e-5);
+    if (c->training)
+        nd_batchnorm_forward_train_cpu(&out, NULL, NULL, c->x, c->w, c->b, NULL, NULL, 0.1, 1e-5);
+    else
+        nd_batchnorm_forward_eval_cpu(&out, c->x, c->w, c->b, c->rm, c->rv, 1e-5);
     double s = nn_dot(&out, c->R);
     nd_tensor_release(&out);
     return s;
@@ -443,10 +468,12 @@ static void test_batchnorm(void)
             for (int64_t c = 0; c < C; c++) {
                 double mean = 0, var = 0;
                 for (int64_t n = 0; n < N; n++)
-                    for (int64_t p = 0; p < S; p++) mean += nn_at(&x, (n * C + c) * S + p);
+                    for (int64_t p = 0; p < S; p++)
+                        mean += nn_at(&x, (n * C + c) * S + p);
                 mean /= (double)m;
                 for (int64_t n = 0; n < N; n++)
-                    for (int64_t p = 0; p < S; p++) var += pow(nn_at(&x, (n * C + c) * S + p) - mean, 2);
+                    for (int64_t p = 0; p < S; p++)
+                        var += pow(nn_at(&x, (n * C + c) * S + p) - mean, 2);
                 double invstd = 1 / sqrt(var / (double)m + eps);
                 for (int64_t n = 0; n < N; n++)
                     for (int64_t p = 0; p < S; p++) {
@@ -480,7 +507,8 @@ static void test_batchnorm(void)
             ND_CHECK_NEAR(mean / (double)m, 0, tol * 10);
             ND_CHECK_NEAR(sq / (double)m, 1, 1e-3);
             nd_tensor *all[] = {&x, &w, &b, &rm, &rv, &rm0, &rv0, &y, &sm, &si};
-            for (int i = 0; i < 10; i++) nd_tensor_release(all[i]);
+            for (int i = 0; i < 10; i++)
+                nd_tensor_release(all[i]);
         }
         /* backward vs finite differences (float64), training and evaluation, affine or not */
         for (int mode = 0; mode < 3; mode++) {
@@ -511,12 +539,14 @@ static void test_batchnorm(void)
                 ND_CHECK_NEAR(nn_fd(&b, &gb, nn_bn_loss, &ctx, 1e-6), 0, 1e-6);
             }
             nd_tensor *all[] = {&x, &R, &w, &b, &rm, &rv, &y, &sm, &si, &gi, &gw, &gb, &gw0, &gb0, &Rs};
-            for (int i = 0; i < 15; i++) nd_tensor_release(all[i]);
+            for (int i = 0; i < 15; i++)
+                nd_tensor_release(all[i]);
         }
     }
     /* errors */
     int64_t s1[2] = {1, 3}, c3[1] = {4};
-    nd_tensor x = nn_new(ND_DTYPE_F32, 2, s1, -1, 1), y = nn_zeros(ND_DTYPE_F32, 2, s1), w = nn_zeros(ND_DTYPE_F32, 1, c3);
+    nd_tensor x = nn_new(ND_DTYPE_F32, 2, s1, -1, 1), y = nn_zeros(ND_DTYPE_F32, 2, s1),
+              w = nn_zeros(ND_DTYPE_F32, 1, c3);
     ND_CHECK(nd_batchnorm_forward_train_cpu(&y, NULL, NULL, &x, NULL, NULL, NULL, NULL, 0.1, 1e-5) == ND_ERR_SHAPE);
     ND_CHECK(strstr(nd_error_message(), "more than 1 value per plane") != NULL);
     ND_CHECK(nd_batchnorm_forward_eval_cpu(&y, &x, &w, NULL, &w, &w, 1e-5) == ND_ERR_SHAPE);
@@ -540,9 +570,12 @@ static double nn_loss_val(void *vc)
 {
     nn_loss_ctx *c = vc;
     double l = 0, tw = 0;
-    if (c->kind == 0) nd_nll_loss_forward_cpu(&l, &tw, c->x, c->t, c->w, c->avg, c->ignore);
-    else if (c->kind == 1) nd_mse_loss_forward_cpu(&l, c->x, c->t, c->avg);
-    else nd_bce_loss_forward_cpu(&l, c->x, c->t, c->w, c->avg);
+    if (c->kind == 0)
+        nd_nll_loss_forward_cpu(&l, &tw, c->x, c->t, c->w, c->avg, c->ignore);
+    else if (c->kind == 1)
+        nd_mse_loss_forward_cpu(&l, c->x, c->t, c->avg);
+    else
+        nd_bce_loss_forward_cpu(&l, c->x, c->t, c->w, c->avg);
     return l;
 }
 
@@ -608,7 +641,8 @@ static void test_losses(void)
         for (int avg = 0; avg < 2; avg++) {
             double l, e = 0, eb = 0;
             ND_CHECK_OK(nd_mse_loss_forward_cpu(&l, &x, &y, avg));
-            for (int64_t i = 0; i < 24; i++) e += pow(nn_at(&x, i) - nn_at(&y, i), 2);
+            for (int64_t i = 0; i < 24; i++)
+                e += pow(nn_at(&x, i) - nn_at(&y, i), 2);
             ND_CHECK_NEAR(l, avg ? e / 24 : e, 1e-6);
             ND_CHECK_OK(nd_bce_loss_forward_cpu(&l, &x, &y, &w, avg));
             for (int64_t i = 0; i < 24; i++) {
@@ -621,8 +655,10 @@ static void test_losses(void)
                 for (int kind = 1; kind <= 2; kind++) {
                     for (int weighted = 0; weighted < 2; weighted++) {
                         if (kind == 1 && weighted) continue;
-                        if (kind == 1) ND_CHECK_OK(nd_mse_loss_backward_cpu(&gi, &x, &y, avg, 1.0));
-                        else ND_CHECK_OK(nd_bce_loss_backward_cpu(&gi, &x, &y, weighted ? &w : NULL, avg, 1.0));
+                        if (kind == 1)
+                            ND_CHECK_OK(nd_mse_loss_backward_cpu(&gi, &x, &y, avg, 1.0));
+                        else
+                            ND_CHECK_OK(nd_bce_loss_backward_cpu(&gi, &x, &y, weighted ? &w : NULL, avg, 1.0));
                         nn_loss_ctx ctx = {&x, &y, weighted ? &w : NULL, kind, avg, 0};
                         ND_CHECK_NEAR(nn_fd(&x, &gi, nn_loss_val, &ctx, 1e-7), 0, 1e-6);
                     }

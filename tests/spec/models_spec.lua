@@ -13,6 +13,14 @@ local models = require('models')
 
 local function typeCount(model, name) return #model:findModules(name) end
 
+-- Builds a model once per (name, norm) for the tests that only inspect it.
+local built = {}
+local function cached(name, norm)
+  local key = name .. '/' .. norm
+  if not built[key] then built[key] = models(name, {norm = norm}) end
+  return built[key]
+end
+
 local function shapeOf(t) return table.concat(t:size():totable(), 'x') end
 
 describe('models registry', function()
@@ -55,7 +63,7 @@ describe('parameter counts', function()
   }
   for name, n in pairs(cifarBN) do
     it(name .. ' (bn) has ' .. n, function()
-      assert.equal(n, models(name, {norm = 'bn'}):nParameters())
+      assert.equal(n, cached(name, 'bn'):nParameters())
     end)
   end
 
@@ -64,7 +72,7 @@ describe('parameter counts', function()
                        densenet121 = 6883018}
   for name, n in pairs(cifarDeconv) do
     it(name .. ' (deconv) has ' .. n, function()
-      assert.equal(n, models(name, {norm = 'deconv'}):nParameters())
+      assert.equal(n, cached(name, 'deconv'):nParameters())
     end)
   end
 
@@ -72,8 +80,8 @@ describe('parameter counts', function()
     assert.equal(11689512, models('resnet18-imagenet', {norm = 'bn'}):nParameters())
     assert.equal(7978856, models('densenet121-imagenet', {norm = 'bn'}):nParameters())
     -- Deconv: biases on every conv, the downsample BNs kept (resnet), no BN (densenet).
-    assert.equal(11686504, models('resnet18-imagenet', {norm = 'deconv'}):nParameters())
-    assert.equal(7905448, models('densenet121-imagenet', {norm = 'deconv'}):nParameters())
+    assert.equal(11686504, cached('resnet18-imagenet', 'deconv'):nParameters())
+    assert.equal(7905448, cached('densenet121-imagenet', 'deconv'):nParameters())
   end)
 
   it('MLP and linear models', function()
@@ -91,10 +99,10 @@ describe('forward shapes on 2 x 3 x 32 x 32', function()
   for _, name in ipairs(names) do
     for _, norm in ipairs {'bn', 'none', 'cd', 'deconv'} do
       it(name .. ' ' .. norm, function()
-        -- The full-size deconv runs are exercised below for vgg11/resnet18; a small block keeps
-        -- the others fast (the structure does not depend on it).
+        -- Full-size deconv runs are exercised below (VGG-11 backward, ImageNet ResNet-18); a
+        -- small block keeps these fast (the structure does not depend on it).
         local opt = {norm = norm, classes = 10}
-        if norm == 'deconv' and name ~= 'vgg11' and name ~= 'resnet18' then opt.block = 16 end
+        if norm == 'deconv' then opt.block = 16 end
         local y = models(name, opt):forward(x)
         assert.equal('2x10', shapeOf(y))
         assert.is_true(y:eq(y):all(), 'NaN in the output')
@@ -103,7 +111,7 @@ describe('forward shapes on 2 x 3 x 32 x 32', function()
   end
 
   it('honours classes and the eval path', function()
-    local m = models('resnet18', {norm = 'deconv', classes = 100, block = 16})
+    local m = models('vgg11', {norm = 'deconv', classes = 100, block = 16})
     m:evaluate()
     assert.equal('2x100', shapeOf(m:forward(x)))
   end)
@@ -121,7 +129,7 @@ end)
 
 describe('deconvolution-mode structure', function()
   it('VGG-11: first layer frozen with 15 iterations, no BN, blocks as spec 7.1, DeconvLinear head', function()
-    local m = models('vgg11', {norm = 'deconv'})
+    local m = cached('vgg11', 'deconv')
     local d = m:findModules('nn.Deconv')
     assert.equal(8, #d)
     assert.equal(0, typeCount(m, 'nn.SpatialBatchNormalization'))
@@ -148,7 +156,7 @@ describe('deconvolution-mode structure', function()
   end)
 
   it('BN baseline: conv(bias) + BN + ReLU and a plain Linear head', function()
-    local m = models('vgg11', {norm = 'bn'})
+    local m = cached('vgg11', 'bn')
     assert.equal(8, typeCount(m, 'nn.SpatialBatchNormalization'))
     assert.equal(0, typeCount(m, 'nn.Deconv'))
     assert.equal(1, typeCount(m, 'nn.Linear'))
@@ -180,7 +188,7 @@ describe('deconvolution-mode structure', function()
   end)
 
   it('CIFAR ResNet-18: stem not frozen, identity or strided 1x1 Deconv shortcuts without BN', function()
-    local m = models('resnet18', {norm = 'deconv'})
+    local m = cached('resnet18', 'deconv')
     assert.equal(0, typeCount(m, 'nn.SpatialBatchNormalization'))
     local stem = m.modules[1]
     assert.equal('nn.Deconv', nd.typename(stem))
@@ -207,7 +215,7 @@ describe('deconvolution-mode structure', function()
   end)
 
   it('CIFAR ResNet-50 (BN): bottleneck widths and projection shortcuts with BN', function()
-    local m = models('resnet50', {norm = 'bn'})
+    local m = cached('resnet50', 'bn')
     assert.equal(16, typeCount(m, 'nn.CAddTable'))
     local proj = 0
     for _, ct in ipairs(m:findModules('nn.ConcatTable')) do
@@ -223,8 +231,7 @@ describe('deconvolution-mode structure', function()
   end)
 
   it('ImageNet ResNet-18: frozen 7x7 stem, max-pool, BN kept in downsample shortcuts, kaiming init', function()
-    nd.manualSeed(3)
-    local m = models('resnet18-imagenet', {norm = 'deconv'})
+    local m = cached('resnet18-imagenet', 'deconv')
     local stem = m.modules[1]
     assert.equal('nn.Deconv', nd.typename(stem))
     assert.equal(7, stem.kW); assert.equal(2, stem.dW); assert.equal(3, stem.padW)
@@ -256,12 +263,12 @@ describe('deconvolution-mode structure', function()
   end)
 
   it('ImageNet ResNet-18 forward on 1 x 3 x 224 x 224', function()
-    local m = models('resnet18-imagenet', {norm = 'deconv'})
+    local m = cached('resnet18-imagenet', 'deconv')
     assert.equal('1x1000', shapeOf(m:forward(nd.randn(1, 3, 224, 224))))
   end)
 
   it('DenseNet-121: new features first, widths, transitions and block sizes', function()
-    local m = models('densenet121', {norm = 'deconv'})
+    local m = cached('densenet121', 'deconv')
     local cats = m:findModules('nn.Concat')
     assert.equal(58, #cats)
     for _, c in ipairs(cats) do
@@ -302,8 +309,30 @@ describe('deconvolution-mode structure', function()
     assert.equal(0, (y:narrow(2, 33, 64) - x):abs():max())
   end)
 
+  it('ImageNet VGG-11: frozen first layer, 7x7 adaptive pool, three DeconvLinear (block 64), default init', function()
+    local m = models('vgg11-imagenet', {norm = 'deconv'})
+    -- torchvision vgg11 (no BN) has 132,863,336 parameters; the deconv model has the same shapes.
+    assert.equal(132863336, m:nParameters())
+    local d = m:findModules('nn.Deconv')
+    assert.equal(8, #d)
+    assert.is_true(d[1].freeze); assert.equal(15, d[1].iters)
+    assert.is_false(d[2].freeze)
+    local pool = m:findModules('nn.SpatialAdaptiveAveragePooling')[1]
+    assert.equal(7, pool.oW); assert.equal(7, pool.oH)
+    local fc = m:findModules('nn.DeconvLinear')
+    assert.equal(3, #fc)
+    assert.same({25088, 4096, 4096}, {fc[1].nIn, fc[2].nIn, fc[3].nIn})
+    assert.same({4096, 4096, 1000}, {fc[1].nOut, fc[2].nOut, fc[3].nOut})
+    for i = 1, 3 do assert.equal(64, fc[i].block) end
+    assert.equal(2, typeCount(m, 'nn.Dropout'))
+    -- default init: |w| <= 1/sqrt(fan_in)
+    assert.is_true(d[8].weight:abs():max() <= 1 / math.sqrt(512 * 9) + 1e-7)
+    m = nil
+    collectgarbage()
+  end)
+
   it('ImageNet DenseNet-121: frozen 7x7 stem, no BN, Delinear head', function()
-    local m = models('densenet121-imagenet', {norm = 'deconv'})
+    local m = cached('densenet121-imagenet', 'deconv')
     local stem = m.modules[1]
     assert.equal(7, stem.kW); assert.is_true(stem.freeze); assert.equal(15, stem.iters)
     assert.equal(0, typeCount(m, 'nn.SpatialBatchNormalization'))
@@ -327,7 +356,7 @@ end)
 describe('backward in deconv mode', function()
   it('VGG-11 (deconv) forward + backward on 2 x 3 x 32 x 32', function()
     nd.manualSeed(2)
-    local m = models('vgg11', {norm = 'deconv'})
+    local m = cached('vgg11', 'deconv') -- the real configuration (blocks 3/64, frozen first layer)
     local x = nd.randn(2, 3, 32, 32)
     m:zeroGradParameters()
     local y = m:forward(x)
