@@ -6,8 +6,8 @@
 #ifdef ND_T
 
 /* Elementwise ops over an nd_iter of 2 (forward: out, in) or 3 (backward: gi, go, y) operands.
- * The op is a compile-time constant in each wrapper (the bodies are inlined, the switch folds).
- * Runs of the iterator are independent; long contiguous runs are split across threads. */
+ * Contiguous runs go to one vectorised loop per op (split across threads when long); strided
+ * runs use the scalar definitions below. */
 static inline ND_T ND_F(act_f)(int op, ND_T x)
 {
     switch (op) {
@@ -33,37 +33,76 @@ static inline ND_T ND_F(act_b)(int op, ND_T g, ND_T y)
     }
 }
 
-static inline __attribute__((always_inline)) void ND_F(act_fwd)(nd_iter *it, int op)
+#define ND_ACT_PAR if (parallel : nd_nn_parallel() && n > 65536)
+
+static void ND_F(relu_f)(ND_T *o, const ND_T *x, int64_t n)
 {
+#pragma omp parallel for simd schedule(static) ND_ACT_PAR
+    for (int64_t i = 0; i < n; i++)
+        o[i] = x[i] > 0 ? x[i] : (ND_T)0;
+}
+static void ND_F(sigmoid_f)(ND_T *o, const ND_T *x, int64_t n)
+{
+#pragma omp parallel for simd schedule(static) ND_ACT_PAR
+    for (int64_t i = 0; i < n; i++)
+        o[i] = (ND_T)1 / ((ND_T)1 + ND_EXP(-x[i]));
+}
+static void ND_F(tanh_f)(ND_T *o, const ND_T *x, int64_t n)
+{
+#pragma omp parallel for simd schedule(static) ND_ACT_PAR
+    for (int64_t i = 0; i < n; i++)
+        o[i] = ND_TANH(x[i]);
+}
+static void ND_F(relu_b)(ND_T *o, const ND_T *g, const ND_T *y, int64_t n)
+{
+#pragma omp parallel for simd schedule(static) ND_ACT_PAR
+    for (int64_t i = 0; i < n; i++)
+        o[i] = y[i] > 0 ? g[i] : (ND_T)0;
+}
+static void ND_F(sigmoid_b)(ND_T *o, const ND_T *g, const ND_T *y, int64_t n)
+{
+#pragma omp parallel for simd schedule(static) ND_ACT_PAR
+    for (int64_t i = 0; i < n; i++)
+        o[i] = g[i] * y[i] * ((ND_T)1 - y[i]);
+}
+static void ND_F(tanh_b)(ND_T *o, const ND_T *g, const ND_T *y, int64_t n)
+{
+#pragma omp parallel for simd schedule(static) ND_ACT_PAR
+    for (int64_t i = 0; i < n; i++)
+        o[i] = g[i] * ((ND_T)1 - y[i] * y[i]);
+}
+
+static void ND_F(act_fwd)(nd_iter *it, int op)
+{
+    void (*run)(ND_T *, const ND_T *, int64_t) = op == ND_ACT_RELU      ? ND_F(relu_f)
+                                                 : op == ND_ACT_SIGMOID ? ND_F(sigmoid_f)
+                                                                        : ND_F(tanh_f);
     while (nd_iter_next(it)) {
         ND_T *o = (ND_T *)it->ptr[0];
         const ND_T *a = (const ND_T *)it->ptr[1];
         const int64_t so = it->istride[0], sa = it->istride[1], n = it->inner;
-        if (so == 1 && sa == 1) {
-#pragma omp parallel for simd schedule(static) if (nd_nn_parallel() && n > 65536)
-            for (int64_t i = 0; i < n; i++)
-                o[i] = ND_F(act_f)(op, a[i]);
-        } else {
+        if (so == 1 && sa == 1)
+            run(o, a, n);
+        else
             for (int64_t i = 0; i < n; i++)
                 o[i * so] = ND_F(act_f)(op, a[i * sa]);
-        }
     }
 }
 
-static inline __attribute__((always_inline)) void ND_F(act_bwd)(nd_iter *it, int op)
+static void ND_F(act_bwd)(nd_iter *it, int op)
 {
+    void (*run)(ND_T *, const ND_T *, const ND_T *, int64_t) = op == ND_ACT_RELU      ? ND_F(relu_b)
+                                                               : op == ND_ACT_SIGMOID ? ND_F(sigmoid_b)
+                                                                                      : ND_F(tanh_b);
     while (nd_iter_next(it)) {
         ND_T *o = (ND_T *)it->ptr[0];
         const ND_T *g = (const ND_T *)it->ptr[1], *y = (const ND_T *)it->ptr[2];
         const int64_t so = it->istride[0], sg = it->istride[1], sy = it->istride[2], n = it->inner;
-        if (so == 1 && sg == 1 && sy == 1) {
-#pragma omp parallel for simd schedule(static) if (nd_nn_parallel() && n > 65536)
-            for (int64_t i = 0; i < n; i++)
-                o[i] = ND_F(act_b)(op, g[i], y[i]);
-        } else {
+        if (so == 1 && sg == 1 && sy == 1)
+            run(o, g, y, n);
+        else
             for (int64_t i = 0; i < n; i++)
                 o[i * so] = ND_F(act_b)(op, g[i * sg], y[i * sy]);
-        }
     }
 }
 
@@ -91,6 +130,8 @@ static void ND_F(tanh_bwd)(nd_iter *it)
 {
     ND_F(act_bwd)(it, ND_ACT_TANH);
 }
+
+#undef ND_ACT_PAR
 
 /* Softmax over c of x viewed as (N, C, S), contiguous; log_mode gives log-softmax. */
 static void ND_F(softmax_fwd)(ND_T *y, const ND_T *x, int64_t N, int64_t C, int64_t S, int log_mode)

@@ -22,21 +22,23 @@ static nd_status ND_F(im2col)(ND_T *cols, int64_t ldc, const ND_T *x, int64_t B,
     const int64_t KK = g->kh * g->kw, rows = g->C * KK, P = g->OH * g->OW, HW = g->H * g->W;
     const int64_t OH = g->OH, OW = g->OW, W = g->W, sw = g->sw;
     if (nd_conv_use_maps(g)) {
-        int32_t *map = malloc(sizeof(int32_t) * (size_t)(KK * P));
+        /* map: P offsets per tap (0 for padding), then the padded positions of each tap */
+        int32_t *map = malloc(sizeof(int32_t) * (size_t)(2 * KK * P + KK + 1));
         if (!map) return ND_ERROR(ND_ERR_MEMORY, "conv2d: out of memory");
-        nd_conv_gather_map(map, g);
+        int32_t *pads = map + KK * P, *pad_start = pads + KK * P;
+        nd_conv_gather_map(map, pads, pad_start, g);
 #pragma omp parallel for schedule(static) if (nd_nn_parallel() && (rows * B * P > 32768))
         for (int64_t r = 0; r < rows; r++) {
-            const int32_t *m = map + (r % KK) * P;
+            const int64_t t = r % KK;
+            const int32_t *m = map + t * P, *pad = pads + pad_start[t], npad = pad_start[t + 1] - pad_start[t];
             const ND_T *plane = x + (r / KK) * HW;
             ND_T *dst = cols + r * ldc;
             for (int64_t b = 0; b < B; b++, plane += g->C * HW, dst += P) {
 #pragma omp simd
-                for (int64_t i = 0; i < P; i++) {
-                    const int32_t j = m[i];
-                    const ND_T v = plane[j < 0 ? 0 : j];
-                    dst[i] = j < 0 ? (ND_T)0 : v;
-                }
+                for (int64_t i = 0; i < P; i++)
+                    dst[i] = plane[m[i]];
+                for (int32_t k = 0; k < npad; k++)
+                    dst[pad[k]] = 0;
             }
         }
         free(map);
@@ -383,17 +385,25 @@ static int nd_conv_use_maps(const nd_conv_geom *g)
     return g->OW < ND_CONV_ROW_MIN && g->H * g->W < INT32_MAX && g->OH * g->OW < INT32_MAX;
 }
 
-/* map[t*P + oh*OW + ow] = input offset ih*W + iw read by tap t = ki*kw + kj, or -1 (padding). */
-static void nd_conv_gather_map(int32_t *map, const nd_conv_geom *g)
+/* map[t*P + oh*OW + ow] = input offset ih*W + iw read by tap t = ki*kw + kj, 0 where it reads
+ * padding; those positions are listed in pads[pad_start[t] .. pad_start[t+1]). The gather then
+ * needs no condition (it vectorises) and the few padded entries are zeroed afterwards. */
+static void nd_conv_gather_map(int32_t *map, int32_t *pads, int32_t *pad_start, const nd_conv_geom *g)
 {
-    for (int64_t ki = 0; ki < g->kh; ki++)
-        for (int64_t kj = 0; kj < g->kw; kj++)
-            for (int64_t oh = 0; oh < g->OH; oh++)
-                for (int64_t ow = 0; ow < g->OW; ow++) {
-                    int64_t ih = oh * g->sh - g->ph + ki * g->dh, iw = ow * g->sw - g->pw + kj * g->dw;
-                    int ok = ih >= 0 && ih < g->H && iw >= 0 && iw < g->W;
-                    map[((ki * g->kw + kj) * g->OH + oh) * g->OW + ow] = ok ? (int32_t)(ih * g->W + iw) : -1;
-                }
+    int32_t np = 0;
+    for (int64_t t = 0; t < g->kh * g->kw; t++) {
+        const int64_t ki = t / g->kw, kj = t % g->kw;
+        pad_start[t] = np;
+        for (int64_t oh = 0; oh < g->OH; oh++)
+            for (int64_t ow = 0; ow < g->OW; ow++) {
+                int64_t ih = oh * g->sh - g->ph + ki * g->dh, iw = ow * g->sw - g->pw + kj * g->dw;
+                int64_t i = oh * g->OW + ow;
+                int ok = ih >= 0 && ih < g->H && iw >= 0 && iw < g->W;
+                map[t * g->OH * g->OW + i] = ok ? (int32_t)(ih * g->W + iw) : 0;
+                if (!ok) pads[np++] = (int32_t)i;
+            }
+    }
+    pad_start[g->kh * g->kw] = np;
 }
 
 /* The inverse: map[t*H*W + ih*W + iw] = output pixel oh*OW + ow whose tap t reads (ih, iw), or -1.

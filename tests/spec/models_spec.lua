@@ -228,6 +228,13 @@ describe('deconvolution-mode structure', function()
     end
     assert.equal(4, proj)
     assert.equal(2048, m.modules[#m.modules].weight:size(2))
+    -- the stride sits on the 3x3 conv: first block of stage 2 = 1x1 (s1), 3x3 (s2), 1x1 (s1)
+    local branch = m.modules[5].modules[1].modules[1].modules[1] -- stem conv, BN, ReLU, stage 1, stage 2
+    local convs = branch:findModules('nn.SpatialConvolution')
+    assert.same({1, 3, 1}, {convs[1].kW, convs[2].kW, convs[3].kW})
+    assert.same({1, 2, 1}, {convs[1].dW, convs[2].dW, convs[3].dW})
+    assert.same({256, 128, 128}, {convs[1].nInputPlane, convs[2].nInputPlane, convs[3].nInputPlane})
+    assert.equal(512, convs[3].nOutputPlane)
   end)
 
   it('ImageNet ResNet-18: frozen 7x7 stem, max-pool, BN kept in downsample shortcuts, kaiming init', function()
