@@ -73,6 +73,12 @@ bench: all
 demo: deps all
 	@$(ND_BIN) scripts/demo.lua
 
+# Datasets into data/cache (checksums verified): make data, make data-mnist, data-cifar10, ...
+data: $(ND_BIN)
+	sh data/get.sh all
+data-%: $(ND_BIN)
+	sh data/get.sh $*
+
 doctor:
 	@sh scripts/doctor.sh
 

@@ -70,7 +70,7 @@ function Deconv:__init(nIn, nOut, kW, kH, dW, dH, padW, padH, opt)
     self.runningMean = nd.zeros(kW * kW * nIn)
     self.runningDeconv = nd.eye(F):view(1, F, F):expand(groups, F, F):clone()
   end
-  self._stateFields = {'_saved', '_Wf', '_bf', '_D', '_mu', '_GW', '_Gb0'}
+  self._stateFields = {'_saved', '_Wf', '_bf', '_D', '_mu', '_GW', '_Gb0', '_evalKey'}
   self:reset()
 end
 
@@ -122,11 +122,37 @@ function Deconv:statistics(input)
   return mu, D
 end
 
+-- In evaluation the folded weights depend only on the parameters and the running buffers: they
+-- are folded once and reused while those tensors keep their identity and this module stays in
+-- evaluation (training() or a training forward drops the cache; so does refold()).
+function Deconv:foldedForEval()
+  local key = table.concat({tostring((nd.core.storageid(self.weight))), tostring(self.bias and nd.core.storageid(self.bias)),
+                            tostring((nd.core.storageid(self.runningDeconv))), tostring((nd.core.storageid(self.runningMean)))}, ':')
+  if self._evalKey ~= key or not self._Wf then
+    self._Wf, self._bf = self:folded()
+    self._evalKey = key
+  end
+  return self._Wf, self._bf
+end
+
+function Deconv:refold() self._evalKey = nil; return self end
+
+function Deconv:training()
+  self._evalKey = nil
+  return parent.training(self)
+end
+
 function Deconv:updateOutput(input)
   local d = check(self, input)
   local x = d == 3 and input:view(1, table.unpack(input:size():totable())) or input
   local mu, D = self:statistics(x)
-  local Wf, b = nd.core.deconv_fold_forward(self.weight, self.bias, D, mu, self.groups, 'strided')
+  local Wf, b
+  if self.train then
+    self._evalKey = nil
+    Wf, b = nd.core.deconv_fold_forward(self.weight, self.bias, D, mu, self.groups, 'strided')
+  else
+    Wf, b = self:foldedForEval()
+  end
   self._Wf, self._bf, self._D, self._mu = Wf, b, D, mu
   local out = conv.forward(x, Wf, b, self:params())
   self.output = d == 3 and out:select(1, 1) or out

@@ -371,7 +371,8 @@ local function evaluate(model, loss, loader, device)
 end
 
 -- Runs (or resumes) one training; `given` marks the options set on the command line.
--- ctx.print (default print) receives the text output.
+-- ctx.print (default print) receives the text output; ctx.header = false leaves out the option
+-- table and the data/model lines; ctx.prefix starts the progress and epoch lines.
 function trainer.run(opt, given, ctx)
   given = given or {}
   ctx = ctx or {}
@@ -404,7 +405,9 @@ function trainer.run(opt, given, ctx)
   end
   trainer.mkdir(opt.out)
   local quiet = opt.quiet
-  if not quiet then
+  local header = not quiet and ctx.header ~= false
+  local prefix = ctx.prefix or ''
+  if header then
     say(string.format('nd %s: %s', tostring(nd.version), ck and ('resuming ' .. ck.path .. ' after epoch ' .. ck.epoch) or 'training'))
     say(trainer.format_options(opt))
   end
@@ -420,7 +423,7 @@ function trainer.run(opt, given, ctx)
   local test_loader = data.loader(test_ds, {batchSize = opt.evalBatchSize, shuffle = false, normalize = opt.normalize,
                                             seed = opt.seed})
   local steps_per_epoch = train_loader:size()
-  if not quiet then
+  if header then
     say(string.format('data: %s, %d train / %d test images of %s, %d classes, %d steps per epoch (%.1f s)',
       opt.dataset, train_ds.images:size(1), test_ds.images:size(1), tostring(train_ds.images[1]:size()),
       #train_ds.classes, steps_per_epoch, nd.now() - t_data))
@@ -448,7 +451,7 @@ function trainer.run(opt, given, ctx)
   local loss = make_loss(opt.loss, #train_ds.classes)
   if opt.device == 'cuda' and loss.module.cuda then loss.module:cuda() end
   local params, grads = model:getParameters()
-  if not quiet then
+  if header then
     say(string.format('model: %s %s, %d parameters', opt.model, opt.norm, params:nElement()))
     say(string.format('run directory: %s', opt.out))
   end
@@ -494,7 +497,7 @@ function trainer.run(opt, given, ctx)
   for epoch = start_epoch, opt.epochs do
     -- train
     model:training()
-    local bar = progress.new{total = steps_per_epoch, label = string.format('epoch %d/%d', epoch, opt.epochs),
+    local bar = progress.new{total = steps_per_epoch, label = prefix .. string.format('epoch %d/%d', epoch, opt.epochs),
                              mode = quiet and 'none' or opt.progress, every = opt.logEvery}
     local t0 = nd.now()
     local seen, sum_loss, hits = 0, 0, 0
@@ -544,7 +547,7 @@ function trainer.run(opt, given, ctx)
     row.eval_time = t_eval
     history[#history + 1] = row
     if not best or test_acc > best.acc then best = {acc = test_acc, epoch = epoch} end
-    say(string.format('epoch %d/%d  train loss %.4f acc %.2f%%  test loss %.4f acc %.2f%%  (best %.2f%%)  %.1f s, %.0f img/s',
+    say(prefix .. string.format('epoch %d/%d  train loss %.4f acc %.2f%%  test loss %.4f acc %.2f%%  (best %.2f%%)  %.1f s, %.0f img/s',
       epoch, opt.epochs, row.train_loss, row.train_acc, test_loss, test_acc, best.acc, t_train + t_eval, row.images_per_s))
     -- checkpoint (the global RNG state is that of the epoch boundary)
     checkpoint.save(opt.out .. '/' .. checkpoint.NAME, {model = model, optimState = optim_state, epoch = epoch,
@@ -559,7 +562,7 @@ function trainer.run(opt, given, ctx)
   step_log:close()
   train_loader:close()
   test_loader:close()
-  if not quiet then
+  if header then
     say(string.format('done: final test accuracy %.2f%%, best %.2f%% (epoch %d); %s/summary.json (%.1f s)',
       summary.final_acc or 0 / 0, summary.best_acc or 0 / 0, summary.best_epoch or 0, opt.out, nd.now() - t_start))
   end

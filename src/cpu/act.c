@@ -220,6 +220,7 @@ static nd_status nd_act_run(const char *op, int n, const nd_tensor *const *t, co
             return ND_ERROR(ND_ERR_SHAPE, "%s: %s %s and %s %s differ in shape", op, names[k],
                             nd_tensor_shape_str(t[k], a, sizeof a), names[1], nd_tensor_shape_str(t[1], b, sizeof b));
     }
+    ND_TRY(nd_nn_check_alias(op, names[0], t[0], 1, n - 1, t + 1));
     nd_iter it;
     nd_iter_init(&it, n, t);
     (t[1]->dtype == ND_DTYPE_F32 ? f32 : f64)(&it);
@@ -273,6 +274,7 @@ static nd_status nd_act_softmax_forward(const char *op, nd_tensor *out, const nd
     int64_t N, C, S;
     ND_TRY(nd_act_softmax_dims(op, input, &N, &C, &S));
     ND_TRY(nd_nn_check_out(op, "output", out, input->dtype, input->ndim, input->size, 1));
+    ND_TRY(nd_nn_check_alias(op, "output", out, 1, 1, (const nd_tensor *[]){input}));
     nd_tensor x;
     ND_TRY(nd_tensor_contiguous(&x, input));
     if (x.dtype == ND_DTYPE_F32)
@@ -291,6 +293,7 @@ static nd_status nd_act_softmax_backward(const char *op, nd_tensor *grad_input, 
     ND_TRY(nd_nn_check_float(op, "grad_output", grad_output, (int)output->dtype));
     ND_TRY(nd_nn_check_out(op, "grad_output", grad_output, output->dtype, output->ndim, output->size, 0));
     ND_TRY(nd_nn_check_out(op, "grad_input", grad_input, output->dtype, output->ndim, output->size, 1));
+    ND_TRY(nd_nn_check_alias(op, "grad_input", grad_input, 1, 2, (const nd_tensor *[]){grad_output, output}));
     nd_tensor go, y;
     ND_TRY(nd_tensor_contiguous(&go, grad_output));
     nd_status st = nd_tensor_contiguous(&y, output);

@@ -532,6 +532,16 @@ static nd_status nd_conv_check_grad_output(const char *op, const nd_conv_geom *g
     return nd_nn_check_out(op, "grad_output", gout, image->dtype, nd, size, 0);
 }
 
+/* The gradients must not share memory with the inputs of the backward nor with each other. */
+static nd_status nd_conv_check_grad_alias(const char *op, const nd_tensor *gi, const nd_tensor *gw, const nd_tensor *gb,
+                                          const nd_tensor *x, const nd_tensor *go, const nd_tensor *w)
+{
+    const nd_tensor *ins[5] = {x, go, w, gw, gb};
+    ND_TRY(nd_nn_check_alias(op, "grad_input", gi, 0, 5, ins));
+    ND_TRY(nd_nn_check_alias(op, "grad_weight", gw, 0, 4, (const nd_tensor *[]){x, go, w, gb}));
+    return nd_nn_check_alias(op, "grad_bias", gb, 0, 3, ins);
+}
+
 /* ---- im2col / col2im ---- */
 
 nd_status nd_im2col_cpu(nd_tensor *cols, const nd_tensor *input, const nd_conv2d_params *p)
@@ -543,6 +553,7 @@ nd_status nd_im2col_cpu(nd_tensor *cols, const nd_tensor *input, const nd_conv2d
     ND_TRY(nd_conv_geom_image(op, &g, input, "input", &q));
     int64_t size[2] = {g.C * g.kh * g.kw, g.N * g.OH * g.OW};
     ND_TRY(nd_nn_check_out(op, "cols", cols, input->dtype, 2, size, 1));
+    ND_TRY(nd_nn_check_alias(op, "cols", cols, 0, 1, (const nd_tensor *[]){input}));
     nd_tensor x;
     ND_TRY(nd_tensor_contiguous(&x, input));
     nd_status st = x.dtype == ND_DTYPE_F32
@@ -563,6 +574,7 @@ nd_status nd_col2im_cpu(nd_tensor *image, const nd_tensor *cols, const nd_conv2d
     int64_t size[2] = {g.C * g.kh * g.kw, g.N * g.OH * g.OW};
     ND_TRY(nd_nn_check_float(op, "cols", cols, (int)image->dtype));
     ND_TRY(nd_nn_check_out(op, "cols", cols, image->dtype, 2, size, 0));
+    ND_TRY(nd_nn_check_alias(op, "image", image, 0, 1, (const nd_tensor *[]){cols}));
     nd_tensor c;
     ND_TRY(nd_tensor_contiguous(&c, cols));
     nd_status st = c.dtype == ND_DTYPE_F32
@@ -600,6 +612,7 @@ nd_status nd_conv2d_forward_ref_cpu(nd_tensor *out, const nd_tensor *input, cons
     int64_t size[4], bst = 0;
     int nd = nd_conv_out_shape(&g, input->ndim, size);
     ND_TRY(nd_nn_check_out(op, "output", out, input->dtype, nd, size, 0));
+    ND_TRY(nd_nn_check_alias(op, "output", out, 0, 3, (const nd_tensor *[]){input, weight, bias}));
     if (bias) ND_TRY(nd_nn_check_vec(op, "bias", bias, input->dtype, g.Cout, &bst));
     int64_t xs[4], os[4];
     nd_conv_dims4(input, xs);
@@ -642,6 +655,7 @@ nd_status nd_conv2d_backward_ref_cpu(nd_tensor *grad_input, nd_tensor *grad_weig
         ND_TRY(nd_nn_check_out(op, "grad_weight", grad_weight, input->dtype, weight->ndim, weight->size, 0));
     int64_t gbst = 0;
     if (grad_bias) ND_TRY(nd_nn_check_vec(op, "grad_bias", grad_bias, input->dtype, g.Cout, &gbst));
+    ND_TRY(nd_conv_check_grad_alias(op, grad_input, grad_weight, grad_bias, input, grad_output, weight));
     int64_t xs[4], os[4], gs[4] = {0, 0, 0, 0};
     nd_conv_dims4(input, xs);
     nd_conv_dims4(grad_output, os);
@@ -706,6 +720,7 @@ nd_status nd_conv2d_forward_cpu(nd_tensor *out, const nd_tensor *input, const nd
     int64_t size[4], bst = 0;
     int nd = nd_conv_out_shape(&g, input->ndim, size);
     ND_TRY(nd_nn_check_out(op, "output", out, input->dtype, nd, size, 1));
+    ND_TRY(nd_nn_check_alias(op, "output", out, 0, 3, (const nd_tensor *[]){input, weight, bias}));
     if (bias) ND_TRY(nd_nn_check_vec(op, "bias", bias, input->dtype, g.Cout, &bst));
     nd_tensor x, w;
     ND_TRY(nd_tensor_contiguous(&x, input));
@@ -742,6 +757,7 @@ static nd_status nd_conv_backward_common(const char *op, nd_tensor *grad_input, 
         return ND_ERROR(ND_ERR_SHAPE, "%s: grad_weight and weight differ in size", op);
     int64_t gbst = 0;
     if (grad_bias) ND_TRY(nd_nn_check_vec(op, "grad_bias", grad_bias, image->dtype, g.Cout, &gbst));
+    ND_TRY(nd_conv_check_grad_alias(op, grad_input, grad_weight, grad_bias, input, grad_output, weight));
     nd_tensor x, w, go;
     nd_tensor_init_empty(&x, image->dtype);
     nd_tensor_init_empty(&w, image->dtype);

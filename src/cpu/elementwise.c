@@ -7,6 +7,7 @@
  * all-int64 operands run the int64 loop in place; any other mix is converted in chunks of
  * CHUNK elements into float64 or int64 buffers, computed there and converted back. */
 #include <limits.h>
+#include <stdlib.h>
 #include <omp.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -170,7 +171,44 @@ static void walk_range(const nd_iter *it, int64_t range, int64_t start, int64_t 
     }
 }
 
-void nd_math_foreach(int n, const nd_tensor *const *t, int64_t range_len, int parallel, nd_math_run_fn f, void *ctx)
+/* Tiles of the last two dims (rows x cols) for operands with a large inner stride. */
+#define TILE_R 32
+#define TILE_C 64
+
+static int want_tiles(const nd_iter *it)
+{
+    int nd = it->ndim;
+    if (nd < 2) return 0;
+    for (int k = 0; k < it->n; k++) {
+        int64_t in = llabs(it->bstride[k][nd - 1]), out = llabs(it->bstride[k][nd - 2]);
+        if (in > 64 && out < in) return 1;
+    }
+    return 0;
+}
+
+/* Tile `unit` (row-major over outer index, tile row, tile col): one run per row of the tile. */
+static void walk_tile(const nd_iter *it, int64_t unit, int64_t ntr, int64_t ntc, nd_math_run_fn f, void *ctx)
+{
+    int nd = it->ndim;
+    int64_t R = it->size[nd - 2], C = it->size[nd - 1];
+    int64_t tc = unit % ntc, tr = (unit / ntc) % ntr, o = unit / ntc / ntr, rem = o;
+    char *b[ND_ITER_MAX];
+    for (int k = 0; k < it->n; k++) b[k] = it->base[k];
+    for (int d = nd - 3; d >= 0; d--) {
+        int64_t i = rem % it->size[d];
+        rem /= it->size[d];
+        for (int k = 0; k < it->n; k++) b[k] += i * it->bstride[k][d];
+    }
+    int64_t r0 = tr * TILE_R, r1 = r0 + TILE_R < R ? r0 + TILE_R : R, c0 = tc * TILE_C;
+    int64_t len = C - c0 < TILE_C ? C - c0 : TILE_C;
+    for (int64_t r = r0; r < r1; r++) {
+        char *p[ND_ITER_MAX];
+        for (int k = 0; k < it->n; k++) p[k] = b[k] + r * it->bstride[k][nd - 2] + c0 * it->bstride[k][nd - 1];
+        f(ctx, unit, (o * R + r) * C + c0, p, it->istride, len);
+    }
+}
+
+void nd_math_foreach(int n, const nd_tensor *const *t, int64_t range_len, int flags, nd_math_run_fn f, void *ctx)
 {
     nd_iter it;
     nd_iter_init(&it, n, t);
@@ -178,7 +216,16 @@ void nd_math_foreach(int n, const nd_tensor *const *t, int64_t range_len, int pa
     int64_t numel = nd_tensor_numel(t[0]);
     if (range_len < 1) range_len = numel;
     int64_t nr = (numel + range_len - 1) / range_len;
-    if (nr <= 1 || !parallel || omp_in_parallel()) {
+    int par = (flags & ND_MATH_PARALLEL) && nr > 1 && !omp_in_parallel();
+    if ((flags & ND_MATH_UNORDERED) && want_tiles(&it)) {
+        int64_t R = it.size[it.ndim - 2], C = it.size[it.ndim - 1];
+        int64_t ntr = (R + TILE_R - 1) / TILE_R, ntc = (C + TILE_C - 1) / TILE_C;
+        int64_t units = numel / (R * C) * ntr * ntc;
+#pragma omp parallel for schedule(static) if (par)
+        for (int64_t u = 0; u < units; u++) walk_tile(&it, u, ntr, ntc, f, ctx);
+        return;
+    }
+    if (!par) {
         for (int64_t r = 0; r < nr; r++) {
             int64_t s = r * range_len;
             walk_range(&it, r, s, numel - s < range_len ? numel - s : range_len, f, ctx);
@@ -464,7 +511,7 @@ nd_status nd_unary_cpu(nd_tensor *out, const nd_tensor *x, nd_unary_op op, doubl
     const nd_tensor *ops[2] = {out, x};
     int64_t numel = nd_tensor_numel(x);
     int64_t rl = nd_math_range_len(numel, unary_float_only(op) ? 4 : 1);
-    nd_math_foreach(2, ops, rl, rl < numel, unary_run, &c);
+    nd_math_foreach(2, ops, rl, ND_MATH_PARALLEL | ND_MATH_UNORDERED, unary_run, &c);
     return c.err ? div_zero(name) : ND_OK;
 }
 
@@ -599,7 +646,7 @@ nd_status nd_binary_cpu(nd_tensor *out, const nd_tensor *a, const nd_tensor *b, 
     const nd_tensor *ops[3] = {out, a, b};
     int64_t numel = nd_tensor_numel(a);
     int64_t rl = nd_math_range_len(numel, op == ND_BINARY_POW || op == ND_BINARY_ATAN2 ? 4 : 1);
-    nd_math_foreach(3, ops, rl, rl < numel, binary_run, &c);
+    nd_math_foreach(3, ops, rl, ND_MATH_PARALLEL | ND_MATH_UNORDERED, binary_run, &c);
     return c.err ? div_zero(name) : ND_OK;
 }
 
@@ -725,7 +772,7 @@ nd_status nd_ternary_cpu(nd_tensor *out, const nd_tensor *a, const nd_tensor *b,
     const nd_tensor *ops[4] = {out, a, b, c};
     int64_t numel = nd_tensor_numel(a);
     int64_t rl = nd_math_range_len(numel, 1);
-    nd_math_foreach(4, ops, rl, rl < numel, ternary_run, &tc);
+    nd_math_foreach(4, ops, rl, ND_MATH_PARALLEL | ND_MATH_UNORDERED, ternary_run, &tc);
     return tc.err ? div_zero(name) : ND_OK;
 }
 
@@ -776,6 +823,6 @@ nd_status nd_fill_cpu(nd_tensor *t, double value)
     const nd_tensor *ops[1] = {t};
     int64_t numel = nd_tensor_numel(t);
     int64_t rl = expanded ? numel : nd_math_range_len(numel, 1);
-    nd_math_foreach(1, ops, rl, rl < numel, fill_run, &c);
+    nd_math_foreach(1, ops, rl, (expanded ? 0 : ND_MATH_PARALLEL) | ND_MATH_UNORDERED, fill_run, &c);
     return ND_OK;
 }

@@ -204,6 +204,7 @@ nd_status nd_mse_loss_backward_cpu(nd_tensor *grad_input, const nd_tensor *input
     const char *op = "mse_loss backward";
     ND_TRY(nd_nn_check_float(op, "input", input, -1));
     ND_TRY(nd_nn_check_out(op, "grad_input", grad_input, input->dtype, input->ndim, input->size, 0));
+    ND_TRY(nd_nn_check_alias(op, "grad_input", grad_input, 1, 2, (const nd_tensor *[]){input, target}));
     nd_tensor y;
     ND_TRY(nd_loss_align(op, "target", &y, target, input));
     int64_t n = nd_tensor_numel(input);
@@ -246,6 +247,7 @@ nd_status nd_bce_loss_backward_cpu(nd_tensor *grad_input, const nd_tensor *input
     const char *op = "bce_loss backward";
     ND_TRY(nd_nn_check_float(op, "input", input, -1));
     ND_TRY(nd_nn_check_out(op, "grad_input", grad_input, input->dtype, input->ndim, input->size, 0));
+    ND_TRY(nd_nn_check_alias(op, "grad_input", grad_input, 1, 2, (const nd_tensor *[]){input, target}));
     nd_tensor y, w;
     nd_tensor_init_empty(&w, input->dtype);
     ND_TRY(nd_loss_align(op, "target", &y, target, input));

@@ -139,10 +139,16 @@ const char *nd_cumulate_name(nd_cumulate_op op);
 /* Processes n elements of one run: operand k starts at p[k] and steps s[k] elements. `range` is
  * the number of the range being walked and `flat` the row-major position of the run's first element. */
 typedef void (*nd_math_run_fn)(void *ctx, int64_t range, int64_t flat, char *const *p, const int64_t *s, int64_t n);
+/* Flags of nd_math_foreach. */
+#define ND_MATH_PARALLEL 1  /* ranges may run on OpenMP threads */
+#define ND_MATH_UNORDERED 2 /* runs may come in any order (independent elements): allows cache tiles */
 /* Walks the n (<= ND_ITER_MAX) same-shape tensors t in row-major order, split into consecutive
  * ranges of range_len elements (the last one shorter); ranges run on OpenMP threads when
- * `parallel` is set. Each range is cut into runs at the inner (merged) dimension. */
-void nd_math_foreach(int n, const nd_tensor *const *t, int64_t range_len, int parallel, nd_math_run_fn f, void *ctx);
+ * ND_MATH_PARALLEL is set and there is more than one. Each range is cut into runs at the inner
+ * (merged) dimension. With ND_MATH_UNORDERED, when an operand steps through memory with a large
+ * inner stride (a transposed view), the last two dims are walked in tiles instead, so that
+ * every operand stays in cache; `range` is then the tile's number. */
+void nd_math_foreach(int n, const nd_tensor *const *t, int64_t range_len, int flags, nd_math_run_fn f, void *ctx);
 /* The range length that spreads numel elements of `cost` work each over the threads (numel itself
  * when the work is below ND_MATH_PARALLEL_MIN or only one thread is available). */
 int64_t nd_math_range_len(int64_t numel, int64_t cost);

@@ -278,6 +278,25 @@ static inline nd_status nd_nn_check_vec(const char *op, const char *what, const 
     return ND_OK;
 }
 
+/* Fails when out shares storage with any of the n tensors (NULL entries skipped), except, when
+ * allow_same != 0, with the very same view (in place, for kernels that read each element before
+ * writing it). */
+static inline nd_status nd_nn_check_alias(const char *op, const char *what, const nd_tensor *out, int allow_same, int n,
+                                          const nd_tensor *const *others)
+{
+    for (int k = 0; out && k < n; k++) {
+        const nd_tensor *o = others[k];
+        if (!o || !out->storage || o->storage != out->storage) continue;
+        int same = allow_same && o->offset == out->offset && o->ndim == out->ndim;
+        for (int d = 0; same && d < o->ndim; d++)
+            same = o->size[d] == out->size[d] && o->stride[d] == out->stride[d];
+        if (!same)
+            return ND_ERROR(ND_ERR_ARG, "%s: %s shares memory with an input (not supported%s)", op, what,
+                            allow_same ? " except exactly in place" : "");
+    }
+    return ND_OK;
+}
+
 /* Element `off` (in elements from the view's start) of a float tensor, as double, and back. */
 static inline double nd_nn_get(const nd_tensor *t, int64_t off)
 {

@@ -194,6 +194,7 @@ nd_status nd_batchnorm_forward_train_cpu(nd_tensor *out, nd_tensor *save_mean, n
                         nd_tensor_shape_str(input, s, sizeof s));
     if (!(eps > 0)) return ND_ERROR(ND_ERR_ARG, "%s: eps must be positive, got %g", op, eps);
     ND_TRY(nd_nn_check_out(op, "output", out, dt, input->ndim, input->size, 1));
+    ND_TRY(nd_nn_check_alias(op, "output", out, 1, 1, (const nd_tensor *[]){input}));
     ND_TRY(nd_bn_vec_of(op, "weight", &w, weight, dt, g.C));
     ND_TRY(nd_bn_vec_of(op, "bias", &b, bias, dt, g.C));
     ND_TRY(nd_bn_vec_of(op, "save_mean", &sm, save_mean, dt, g.C));
@@ -222,6 +223,7 @@ nd_status nd_batchnorm_forward_eval_cpu(nd_tensor *out, const nd_tensor *input, 
     if (!running_mean || !running_var)
         return ND_ERROR(ND_ERR_ARG, "%s: evaluation needs running_mean and running_var", op);
     ND_TRY(nd_nn_check_out(op, "output", out, dt, input->ndim, input->size, 1));
+    ND_TRY(nd_nn_check_alias(op, "output", out, 1, 1, (const nd_tensor *[]){input}));
     ND_TRY(nd_bn_vec_of(op, "weight", &w, weight, dt, g.C));
     ND_TRY(nd_bn_vec_of(op, "bias", &b, bias, dt, g.C));
     ND_TRY(nd_bn_vec_of(op, "running_mean", &rm, running_mean, dt, g.C));
@@ -250,6 +252,7 @@ nd_status nd_batchnorm_backward_cpu(nd_tensor *grad_input, nd_tensor *grad_weigh
     ND_TRY(nd_nn_check_float(op, "grad_output", grad_output, (int)dt));
     ND_TRY(nd_nn_check_out(op, "grad_output", grad_output, dt, input->ndim, input->size, 0));
     if (grad_input) ND_TRY(nd_nn_check_out(op, "grad_input", grad_input, dt, input->ndim, input->size, 1));
+    ND_TRY(nd_nn_check_alias(op, "grad_input", grad_input, 1, 2, (const nd_tensor *[]){input, grad_output}));
     ND_TRY(nd_bn_vec_of(op, "grad_weight", &gw, grad_weight, dt, g.C));
     ND_TRY(nd_bn_vec_of(op, "grad_bias", &gb, grad_bias, dt, g.C));
     ND_TRY(nd_bn_vec_of(op, "weight", &w, weight, dt, g.C));

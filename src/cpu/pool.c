@@ -223,7 +223,9 @@ nd_status nd_maxpool2d_forward_cpu(nd_tensor *out, nd_tensor *indices, const nd_
     ND_TRY(nd_pool_geom_of(op, &g, input, "input", p));
     nd_pool_out_shape(input, &g, size);
     ND_TRY(nd_nn_check_out(op, "output", out, input->dtype, input->ndim, size, 1));
+    ND_TRY(nd_nn_check_alias(op, "output", out, 0, 1, (const nd_tensor *[]){input}));
     ND_TRY(nd_nn_check_out(op, "indices", indices, ND_DTYPE_I64, input->ndim, size, 1));
+    ND_TRY(nd_nn_check_alias(op, "indices", indices, 0, 2, (const nd_tensor *[]){input, out}));
     nd_tensor x;
     ND_TRY(nd_tensor_contiguous(&x, input));
     if (x.dtype == ND_DTYPE_F32)
@@ -242,6 +244,7 @@ nd_status nd_maxpool2d_backward_cpu(nd_tensor *grad_input, const nd_tensor *grad
     int64_t size[4];
     ND_TRY(nd_pool_geom_of(op, &g, grad_input, "grad_input", p));
     ND_TRY(nd_nn_check_out(op, "grad_input", grad_input, grad_input->dtype, grad_input->ndim, grad_input->size, 1));
+    ND_TRY(nd_nn_check_alias(op, "grad_input", grad_input, 0, 1, (const nd_tensor *[]){grad_output}));
     nd_pool_out_shape(grad_input, &g, size);
     ND_TRY(nd_nn_check_out(op, "grad_output", grad_output, grad_input->dtype, grad_input->ndim, size, 0));
     ND_TRY(nd_nn_check_out(op, "indices", indices, ND_DTYPE_I64, grad_input->ndim, size, 0));
@@ -274,6 +277,7 @@ nd_status nd_avgpool2d_forward_cpu(nd_tensor *out, const nd_tensor *input, const
     ND_TRY(nd_pool_geom_of(op, &g, input, "input", p));
     nd_pool_out_shape(input, &g, size);
     ND_TRY(nd_nn_check_out(op, "output", out, input->dtype, input->ndim, size, 1));
+    ND_TRY(nd_nn_check_alias(op, "output", out, 0, 1, (const nd_tensor *[]){input}));
     nd_tensor x;
     ND_TRY(nd_tensor_contiguous(&x, input));
     if (x.dtype == ND_DTYPE_F32)
@@ -291,6 +295,7 @@ nd_status nd_avgpool2d_backward_cpu(nd_tensor *grad_input, const nd_tensor *grad
     int64_t size[4];
     ND_TRY(nd_pool_geom_of(op, &g, grad_input, "grad_input", p));
     ND_TRY(nd_nn_check_out(op, "grad_input", grad_input, grad_input->dtype, grad_input->ndim, grad_input->size, 1));
+    ND_TRY(nd_nn_check_alias(op, "grad_input", grad_input, 0, 1, (const nd_tensor *[]){grad_output}));
     nd_pool_out_shape(grad_input, &g, size);
     ND_TRY(nd_nn_check_out(op, "grad_output", grad_output, grad_input->dtype, grad_input->ndim, size, 0));
     nd_tensor go;
@@ -326,6 +331,7 @@ nd_status nd_adaptive_avgpool2d_forward_cpu(nd_tensor *out, const nd_tensor *inp
     nd_pool_geom g;
     ND_TRY(nd_pool_adaptive_geom(op, &g, input, "input", out, "output"));
     ND_TRY(nd_nn_check_out(op, "output", out, input->dtype, out->ndim, out->size, 1));
+    ND_TRY(nd_nn_check_alias(op, "output", out, 0, 1, (const nd_tensor *[]){input}));
     nd_tensor x;
     ND_TRY(nd_tensor_contiguous(&x, input));
     if (x.dtype == ND_DTYPE_F32)
@@ -342,6 +348,7 @@ nd_status nd_adaptive_avgpool2d_backward_cpu(nd_tensor *grad_input, const nd_ten
     nd_pool_geom g;
     ND_TRY(nd_pool_adaptive_geom(op, &g, grad_input, "grad_input", grad_output, "grad_output"));
     ND_TRY(nd_nn_check_out(op, "grad_input", grad_input, grad_input->dtype, grad_input->ndim, grad_input->size, 1));
+    ND_TRY(nd_nn_check_alias(op, "grad_input", grad_input, 0, 1, (const nd_tensor *[]){grad_output}));
     ND_TRY(nd_nn_check_float(op, "grad_output", grad_output, (int)grad_input->dtype));
     nd_tensor go;
     ND_TRY(nd_tensor_contiguous(&go, grad_output));

@@ -403,7 +403,7 @@ nd_status nd_reduce_all_cpu(nd_scalar *out, const nd_tensor *x, nd_reduce_op op,
     memset(c.parts, 0, (size_t)nr * sizeof(acc));
     const nd_tensor *ops[1] = {x};
     int par = numel >= ND_MATH_PARALLEL_MIN && omp_get_max_threads() > 1;
-    nd_math_foreach(1, ops, ALL_RANGE, par, all_run, &c);
+    nd_math_foreach(1, ops, ALL_RANGE, par ? ND_MATH_PARALLEL : 0, all_run, &c);
     for (int64_t k = 1; k < nr; k++) combine(&c.parts[0], &c.parts[k], &c.r);
     finalize(out, &c.parts[0], &c.r);
     if (c.parts != stack_parts) free(c.parts);
@@ -519,7 +519,7 @@ nd_status nd_reduce_cpu(nd_tensor *values, nd_tensor *indices, const nd_tensor *
         return ND_OK;
     }
     int64_t rl = nd_math_range_len(lines, c.len);
-    nd_math_foreach(n, ops, rl, rl < lines, dim_run, &c);
+    nd_math_foreach(n, ops, rl, ND_MATH_PARALLEL | ND_MATH_UNORDERED, dim_run, &c);
     return ND_OK;
 }
 
@@ -582,6 +582,6 @@ nd_status nd_cumulate_cpu(nd_tensor *out, const nd_tensor *x, int dim, nd_cumula
     const nd_tensor *ops[2] = {&on, &xn};
     int64_t lines = nd_tensor_numel(&xn);
     int64_t rl = nd_math_range_len(lines, c.len);
-    nd_math_foreach(2, ops, rl, rl < lines, cum_run, &c);
+    nd_math_foreach(2, ops, rl, ND_MATH_PARALLEL | ND_MATH_UNORDERED, cum_run, &c);
     return ND_OK;
 }
