@@ -1,8 +1,7 @@
 -- GFLOP/s of the convolution kernels on the 8 conv layers of VGG-11 (CIFAR shapes, 3x3, pad 1)
 -- next to plain sgemm of the same GEMM shape, measured in the same run (interleaved, best of
 -- `reps`). Usage: build/bin/nd bench/conv_kernels.lua [reps=3] [batch=128] [threads=2]
--- The machine is shared and noisy: compare the ratios, not the absolute numbers, and prefer
--- OMP_WAIT_POLICY=PASSIVE (or GOMP_SPINCOUNT=1000) in the environment, see the note at the end.
+-- Shared machines are noisy: compare the ratios, not the absolute numbers.
 local nd = require('nd')
 local core = nd.core
 
@@ -64,7 +63,9 @@ end
 print(string.format('all 8 layers: sgemm %.1f GFLOP/s | forward %.1f GFLOP/s (%.1f%%, %.1f ms) | backward %.1f GFLOP/s (%.1f%%, %.1f ms)',
   tot.flops / tot.g / 1e9, tot.flops / tot.f / 1e9, 100 * tot.g / tot.f, 1e3 * tot.f,
   2 * tot.flops / tot.b / 1e9, 200 * tot.g / tot.b, 1e3 * tot.b))
-local _, scratch = core.conv_config()
-print(string.format('column scratch %.1f MiB; %% = share of the same-shape sgemm (backward: 2 GEMMs)', scratch / 2 ^ 20))
-print('note: OpenMP workers spin after each parallel region and steal a core from OpenBLAS; run with')
-print('      OMP_WAIT_POLICY=PASSIVE (or GOMP_SPINCOUNT=1000) for the figures the kernels can reach.')
+local _, scratch, parallel = core.conv_config()
+print(string.format('column scratch %.1f MiB; parallel copy loops: %s; %% = share of the same-shape sgemm',
+  scratch / 2 ^ 20, tostring(parallel)))
+print('(backward = both GEMMs: grad input and grad weight). The copy loops run on OpenMP threads')
+print('only with OMP_WAIT_POLICY=PASSIVE (or a small GOMP_SPINCOUNT): spinning OpenMP workers would')
+print('steal a core from the OpenBLAS threads of the next GEMM.')

@@ -11,7 +11,8 @@
 -- The same holds for csub (subtraction: Torch7 keeps x:sub for the sub-tensor view), mul, cmul,
 -- div, cdiv, cmax, cmin, fmod, remainder, pow, cpow, atan2 (the v * y forms only for add and csub).
 -- Comparisons x:eq(y or v), ne, lt, le, gt, ge return a NEW uint8 mask (Torch7's ByteTensor);
--- res:eq(a, b) and nd.eq(res, a, b) write res; nd.eq(a, b) is new.
+-- res:eq(a, b) and nd.eq(res, a, b) write res; nd.eq(a, b) is new. logicalAnd/Or/Xor likewise
+-- (tensors only; nonzero is true).
 --
 -- Broadcasting: numpy rules (align trailing dims; size 1 expands). In-place forms broadcast the
 -- operand to self's shape. Shapes that do not broadcast but hold the same number of elements pair
@@ -236,6 +237,26 @@ return function(nd, Tensor, core)
     end
   end
 
+  -- x:logicalAnd(y), logicalOr, logicalXor: new uint8 masks (nonzero is true); res:logicalAnd(a, b).
+  for name, opname in pairs {logicalAnd = 'and', logicalOr = 'or', logicalXor = 'xor'} do
+    local function run(res, a, b)
+      if not istensor(a) or not istensor(b) then
+        fail(name, 'expected two tensors, got %s and %s', typename(a), typename(b))
+      end
+      local ts, s = broadcast(name, {a, b})
+      if res then prepare(res, s) end
+      return binary(opname, res, ts[1], ts[2])
+    end
+    Tensor[name] = function(self, x, y)
+      if y == nil then return run(nil, self, x) end
+      return run(self, x, y)
+    end
+    nd[name] = function(a, b, c)
+      if c == nil then return run(nil, a, b) end
+      return run(a, b, c)
+    end
+  end
+
   -- ---------------------------------------------------------------- unary functions
 
   local float_only = {}
@@ -450,6 +471,13 @@ return function(nd, Tensor, core)
     end
     nd[name] = Tensor[name]
   end
+
+  -- x:countNonzero() an integer; x:countNonzero(d) an int64 tensor.
+  function Tensor.countNonzero(x, d)
+    if d == nil then return reduceall('count_nonzero', x) end
+    return reduce('count_nonzero', nil, nil, x, d)
+  end
+  nd.countNonzero = Tensor.countNonzero
 
   -- x:cumsum([d = 1]) a new tensor; res:cumsum(x [, d]); nd.cumsum([res,] x [, d]).
   for _, name in ipairs {'cumsum', 'cumprod'} do

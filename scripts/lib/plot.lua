@@ -330,7 +330,7 @@ function plot.figure(panels, opts)
   local cols = math.min(opts.cols or 2, #panels)
   local rows = math.ceil(#panels / math.max(cols, 1))
   local w, h = opts.width or 560, opts.height or 380
-  local top = opts.title and 28 or 0
+  local top = opts.title and 34 or 0
   local cv = plot.canvas(math.max(1, cols) * w, math.max(1, rows) * h + top)
   if opts.title then cv:text((cv.w - font.width(opts.title, 2)) / 2, 8, opts.title, BLACK, 2) end
   for i, spec in ipairs(panels) do

@@ -182,7 +182,7 @@ function report.panels(set, results)
           series[#series + 1] = {name = run.label, x = xs, y = report.smooth(ys, w)}
         end
       end
-      panels[#panels + 1] = {title = g.title, xlabel = 'ITERATION', logy = true, series = series}
+      panels[#panels + 1] = {title = g.title, xlabel = 'iteration', logy = true, series = series}
     else
       for _, run in ipairs(g.runs) do
         local r = results[run.name]
@@ -194,10 +194,44 @@ function report.panels(set, results)
                                  dash = run.norm == 'bn' and {6, 4} or nil}
         end
       end
-      panels[#panels + 1] = {title = g.title .. ' (%)', xlabel = 'EPOCH', legend = 'br', series = series}
+      panels[#panels + 1] = {title = g.title .. ' (%)', xlabel = 'epoch', legend = 'br', series = series}
     end
   end
   return panels
+end
+
+-- For each group: whether the deconvolution run (norm deconv or cd) has the best final training
+-- loss and test accuracy among the finished runs. -> {{title =, ok =, text =}, ...}
+function report.verdict(set, results)
+  local out = {}
+  for _, g in ipairs(set.groups) do
+    local dc, best_loss, best_acc, n = nil, math.huge, -math.huge, 0
+    for _, run in ipairs(g.runs) do
+      local r = results[run.name]
+      local s = r and r.summary
+      if s and s.finished then
+        n = n + 1
+        local is_dc = run.opt.norm == 'deconv' or run.opt.norm == 'cd'
+        if is_dc then dc = s end
+        if not is_dc then
+          best_loss = math.min(best_loss, s.final_train_loss or math.huge)
+          best_acc = math.max(best_acc, s.final_acc or -math.huge)
+        end
+      end
+    end
+    local v = {title = g.title}
+    if not dc or n < 2 then
+      v.ok, v.text = nil, 'not enough finished runs to compare'
+    else
+      local loss_ok = (dc.final_train_loss or math.huge) < best_loss
+      local acc_ok = (dc.final_acc or -1) > best_acc
+      v.ok = loss_ok and acc_ok
+      v.text = string.format('deconvolution: train loss %.4f vs best other %.4f, test acc %.2f%% vs %.2f%%',
+        dc.final_train_loss or 0 / 0, best_loss, dc.final_acc or 0 / 0, best_acc)
+    end
+    out[#out + 1] = v
+  end
+  return out
 end
 
 function report.build(set, results, meta)
@@ -216,7 +250,7 @@ function report.build(set, results, meta)
   for _, g in ipairs(set.groups) do
     local header, rows
     if g.kind == 'curves' then header, rows = curves_rows(g, results) else header, rows = accuracy_rows(g, results) end
-    md[#md + 1] = '## ' .. g.title:sub(1, 1) .. g.title:sub(2):lower()
+    md[#md + 1] = '## ' .. g.title
     md[#md + 1] = ''
     if g.paper then md[#md + 1] = 'Paper: ' .. g.paper .. '.'; md[#md + 1] = '' end
     md[#md + 1] = md_table(header, rows)

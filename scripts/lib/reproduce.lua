@@ -5,6 +5,7 @@
 --   local ok = reproduce.main({'fig4', '--dry-run'}, {print = print})   -- false when a run failed
 --
 -- Usage errors (unknown set, bad option) are raised as args.UsageError objects.
+local nd = require('nd')
 local args = require('scripts.lib.args')
 local json = require('scripts.lib.json')
 local trainer = require('scripts.lib.trainer')

@@ -78,11 +78,11 @@ sets.fig4 = function()
         'ChannelDeconv(32) before every Linear (an MLP has no pixel deconvolution, so DC and CD coincide).',
     },
     groups = {
-      {id = 'fmnist-l2', title = 'FASHION-MNIST LINEAR REGRESSION (L2)', kind = 'curves', runs = linear_runs('l2', 0.01),
+      {id = 'fmnist-l2', title = 'Fashion-MNIST linear regression (L2 loss)', kind = 'curves', runs = linear_runs('l2', 0.01),
        paper = 'deconv at lr 1 reaches a low cost in ~5 iterations; SGD needs lr 0.02-0.1'},
-      {id = 'fmnist-logistic', title = 'FASHION-MNIST LOGISTIC REGRESSION', kind = 'curves', runs = linear_runs('ce', 0.1),
+      {id = 'fmnist-logistic', title = 'Fashion-MNIST logistic regression', kind = 'curves', runs = linear_runs('ce', 0.1),
        paper = 'same as above'},
-      {id = 'mnist-mlp', title = 'MNIST 3-LAYER SIGMOID MLP', kind = 'curves', paper = 'deconv converges faster than BN',
+      {id = 'mnist-mlp', title = 'MNIST 3-layer sigmoid MLP', kind = 'curves', paper = 'deconv converges faster than BN',
        runs = {
          {name = 'mlp-plain-lr0.1', label = 'SGD lr 0.1', opt = merge(mlp_common, {norm = 'none', lr = 0.1})},
          {name = 'mlp-plain-lr1', label = 'SGD lr 1', opt = merge(mlp_common, {norm = 'none', lr = 1.0})},
@@ -125,7 +125,7 @@ sets['table1-cifar10'] = function()
         'BN: the same nets with batch norm and a plain Linear (block-fc 0).',
     },
     groups = {
-      {id = 'cifar10', title = 'CIFAR-10 TEST ACCURACY', kind = 'accuracy', runs = table_runs('cifar10', cifar_common, {
+      {id = 'cifar10', title = 'CIFAR-10 test accuracy', kind = 'accuracy', runs = table_runs('cifar10', cifar_common, {
         {model = 'vgg11', label = 'VGG-11', paper = {deconv = 91.33, bn = 89.15, cd = 90.23}},
         {model = 'resnet50', label = 'ResNet-50', paper = {deconv = 94.05, bn = 90.60, cd = 91.70}},
         {model = 'densenet121', label = 'DenseNet-121', paper = {deconv = 94.71, bn = 93.45, cd = 93.65},
@@ -147,7 +147,7 @@ sets['table1-cifar100'] = function()
         'this machine: put train.bin and test.bin in data/cache/cifar100 (docs/datasets.md).',
     },
     groups = {
-      {id = 'cifar100', title = 'CIFAR-100 TEST ACCURACY', kind = 'accuracy',
+      {id = 'cifar100', title = 'CIFAR-100 test accuracy', kind = 'accuracy',
        runs = table_runs('cifar100', merge(cifar_common, {epochs = 100, batchSize = 256, wd = 5e-3}), {
         {model = 'vgg13', label = 'VGG-13', paper = {deconv = 74.74, bn = 70.57, cd = 74.31}},
         {model = 'resnet50', label = 'ResNet-50', paper = {deconv = 80.43, bn = 77.78, cd = 76.62}},
@@ -173,7 +173,7 @@ sets['table2-imagenet'] = function()
         'random-resized crop 224 + flip; VGG-11 DC lr 0.01, ResNet-18 DC lr 0.1; classifier block 32.',
     },
     groups = {
-      {id = 'imagenet', title = 'IMAGENET TOP-1', kind = 'accuracy', runs = {
+      {id = 'imagenet', title = 'ImageNet top-1', kind = 'accuracy', runs = {
         {name = 'vgg11-imagenet-deconv', label = 'VGG-11 DC', model = 'VGG-11', norm = 'deconv', paper = 71.74,
          paper_cd = 71.45, camera = 71.95, opt = {model = 'vgg11-imagenet', norm = 'deconv', dataset = 'imagenet',
          epochs = 90, batchSize = 256, lr = 0.01, wd = 1e-4, blockFc = 32}},

@@ -175,7 +175,8 @@ function trainer.command_line(opt)
   for _, o in ipairs(trainer.options) do
     local k = args.key(o[1])
     local v = opt[k]
-    if v ~= nil and v ~= d[k] and not trainer.free_on_resume[k] then
+    local always = k == 'model' or k == 'norm' or k == 'dataset' or k == 'epochs'
+    if v ~= nil and (v ~= d[k] or always) and not trainer.free_on_resume[k] then
       if type(v) == 'boolean' then parts[#parts + 1] = v and ('--' .. o[1]) or ('--no-' .. o[1])
       else parts[#parts + 1] = '--' .. o[1] .. ' ' .. (type(v) == 'number' and string.format('%.6g', v) or tostring(v)) end
     end
@@ -233,8 +234,10 @@ end
 local function load_split(opt, split)
   local ds
   if opt.dataset == 'synthetic' then
+    -- MNIST-shaped for the MNIST models, CIFAR-shaped for the others
+    local small = opt.model == 'mlp' or opt.model == 'linear'
     local n = split == 'train' and opt.trainSize or opt.testSize
-    ds = require('scripts.lib.synthetic').load(split, {n = n})
+    ds = require('scripts.lib.synthetic').load(split, {n = n, size = small and 28 or 32, channels = small and 1 or 3})
   else
     local data = require('data')
     local ok, res = pcall(data.load, opt.dataset, split)
@@ -380,7 +383,9 @@ function trainer.run(opt, given, ctx)
   local t_start = nd.now()
   local ck
   if opt.resume then
-    ck = checkpoint.load(opt.resume)
+    local okc, res = pcall(checkpoint.load, opt.resume)
+    if not okc then fail('%s', tostring(res)) end
+    ck = res
     local saved = trainer.options_from_json(ck.options)
     for k, v in pairs(opt) do
       if given[k] and not trainer.free_on_resume[k] and saved[k] ~= v then
@@ -392,11 +397,15 @@ function trainer.run(opt, given, ctx)
           tostring(v), tostring(saved[k]), ck.path)
       end
     end
+    -- the options free to change take the command line's value when given, else the saved one
+    -- (so that, e.g., the thread count, which decides the summation order, stays the same)
     local keep = {}
     for k in pairs(trainer.free_on_resume) do keep[k] = opt[k] end
     opt = saved
-    for k in pairs(trainer.free_on_resume) do opt[k] = keep[k] end
-    if not opt.out then opt.out = ck.path:match('^(.*)/[^/]*$') or '.' end
+    for k in pairs(trainer.free_on_resume) do
+      if given[k] or k == 'resume' or k == 'killAtStep' then opt[k] = keep[k] end
+    end
+    if not given.out then opt.out = ck.path:match('^(.*)/[^/]*$') or '.' end
   end
   opt = trainer.resolve(opt)
   if opt.threads then nd.setnumthreads(opt.threads) end

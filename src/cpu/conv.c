@@ -214,10 +214,9 @@ static void ND_F(grad_bias)(ND_T *gb, int64_t gbstride, const ND_T *gout, int64_
         double s = 0;
         for (int64_t n = 0; n < N; n++) {
             const ND_T *src = gout + (n * Cout + co) * P;
-            ND_T part = 0;
+#pragma omp simd reduction(+ : s)
             for (int64_t i = 0; i < P; i++)
-                part += src[i];
-            s += part;
+                s += src[i];
         }
         gb[co * gbstride] += (ND_T)(scale * s);
     }

@@ -172,8 +172,10 @@ static void walk_range(const nd_iter *it, int64_t range, int64_t start, int64_t 
 }
 
 /* Tiles of the last two dims (rows x cols) for operands with a large inner stride. */
-#define TILE_R 32
+#ifndef TILE_R
+#define TILE_R 16
 #define TILE_C 64
+#endif
 
 static int want_tiles(const nd_iter *it)
 {
@@ -384,6 +386,37 @@ static int unary_i64(nd_unary_op op, int64_t *o, int64_t os, const int64_t *x, i
     return err;
 }
 
+/* Comparisons of float32/float64 operands into uint8 masks, without the conversion buffers.
+ * cmp: 0..5 for eq ne lt le gt ge; y == NULL compares with the scalar p. */
+#define CMP_LOOP(OPR, YV)                                                                                              \
+    if (os == 1 && xs == 1 && ys == 1)                                                                                 \
+        for (int64_t i = 0; i < n; i++) o[i] = (uint8_t)(x[i] OPR YV(i));                                             \
+    else                                                                                                               \
+        for (int64_t i = 0; i < n; i++) o[i * os] = (uint8_t)(x[i * xs] OPR YV(i * ys));
+#define CMP_SWITCH(YV)                                                                                                 \
+    switch (cmp) {                                                                                                     \
+    case 0: CMP_LOOP(==, YV) break;                                                                                    \
+    case 1: CMP_LOOP(!=, YV) break;                                                                                    \
+    case 2: CMP_LOOP(<, YV) break;                                                                                     \
+    case 3: CMP_LOOP(<=, YV) break;                                                                                    \
+    case 4: CMP_LOOP(>, YV) break;                                                                                     \
+    default: CMP_LOOP(>=, YV) break;                                                                                   \
+    }
+#define Y_AT(i) y[i]
+#define P_AT(i) p
+#define DEFINE_CMP_U8(NAME, T)                                                                                         \
+    static void NAME(int cmp, uint8_t *o, int64_t os, const T *x, int64_t xs, const T *y, int64_t ys, int64_t n, T p) \
+    {                                                                                                                  \
+        if (y) {                                                                                                       \
+            CMP_SWITCH(Y_AT)                                                                                           \
+        } else {                                                                                                       \
+            ys = 1;                                                                                                    \
+            CMP_SWITCH(P_AT)                                                                                           \
+        }                                                                                                              \
+    }
+DEFINE_CMP_U8(cmp_u8_f32, float)
+DEFINE_CMP_U8(cmp_u8_f64, double)
+
 static int unary_float_only(nd_unary_op op) { return op >= ND_UNARY_SQRT && op <= ND_UNARY_RECIPROCAL; }
 static int unary_uses_p1(nd_unary_op op) { return op >= ND_UNARY_CLAMP; }
 static int is_integral(double v) { return v == v && v == trunc(v) && fabs(v) < 9.2e18; }
@@ -411,7 +444,7 @@ static double round_to_f32(double v)
     return f;
 }
 
-enum { PATH_F32, PATH_F64, PATH_I64, PATH_GEN_F64, PATH_GEN_I64 };
+enum { PATH_F32, PATH_F64, PATH_I64, PATH_GEN_F64, PATH_GEN_I64, PATH_CMP_F32, PATH_CMP_F64 };
 
 typedef struct unary_ctx {
     int path;
@@ -436,6 +469,12 @@ static void unary_run(void *vc, int64_t range, int64_t flat, char *const *p, con
     case PATH_I64:
         if (unary_i64(c->op, (int64_t *)p[0], s[0], (const int64_t *)p[1], s[1], n, (int64_t)c->p1, (int64_t)c->p2))
             c->err = 1;
+        return;
+    case PATH_CMP_F32:
+        cmp_u8_f32(c->op - ND_UNARY_EQ, (uint8_t *)p[0], s[0], (const float *)p[1], s[1], NULL, 0, n, (float)c->p1);
+        return;
+    case PATH_CMP_F64:
+        cmp_u8_f64(c->op - ND_UNARY_EQ, (uint8_t *)p[0], s[0], (const double *)p[1], s[1], NULL, 0, n, c->p1);
         return;
     default:
         break;
@@ -505,6 +544,8 @@ nd_status nd_unary_cpu(nd_tensor *out, const nd_tensor *x, nd_unary_op op, doubl
         c.path = (x->dtype == out->dtype && x->dtype == ND_DTYPE_F32)   ? PATH_F32
                  : (x->dtype == out->dtype && x->dtype == ND_DTYPE_F64) ? PATH_F64
                                                                         : PATH_GEN_F64;
+        if (op >= ND_UNARY_EQ && out->dtype == ND_DTYPE_U8 && nd_dtype_is_float(x->dtype))
+            c.path = x->dtype == ND_DTYPE_F32 ? PATH_CMP_F32 : PATH_CMP_F64;
     } else {
         c.path = (x->dtype == ND_DTYPE_I64 && out->dtype == ND_DTYPE_I64) ? PATH_I64 : PATH_GEN_I64;
     }
@@ -599,6 +640,14 @@ static void binary_run(void *vc, int64_t range, int64_t flat, char *const *p, co
                        (int64_t)c->alpha))
             c->err = 1;
         return;
+    case PATH_CMP_F32:
+        cmp_u8_f32(c->op - ND_BINARY_EQ, (uint8_t *)p[0], s[0], (const float *)p[1], s[1], (const float *)p[2], s[2],
+                   n, 0);
+        return;
+    case PATH_CMP_F64:
+        cmp_u8_f64(c->op - ND_BINARY_EQ, (uint8_t *)p[0], s[0], (const double *)p[1], s[1], (const double *)p[2],
+                   s[2], n, 0);
+        return;
     default:
         break;
     }
@@ -643,6 +692,9 @@ nd_status nd_binary_cpu(nd_tensor *out, const nd_tensor *a, const nd_tensor *b, 
                                                                                                     : PATH_GEN_F64;
     else
         c.path = same && out->dtype == ND_DTYPE_I64 ? PATH_I64 : PATH_GEN_I64;
+    if (op >= ND_BINARY_EQ && op <= ND_BINARY_GE && out->dtype == ND_DTYPE_U8 && a->dtype == b->dtype &&
+        nd_dtype_is_float(a->dtype))
+        c.path = a->dtype == ND_DTYPE_F32 ? PATH_CMP_F32 : PATH_CMP_F64;
     const nd_tensor *ops[3] = {out, a, b};
     int64_t numel = nd_tensor_numel(a);
     int64_t rl = nd_math_range_len(numel, op == ND_BINARY_POW || op == ND_BINARY_ATAN2 ? 4 : 1);

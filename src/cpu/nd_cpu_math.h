@@ -4,8 +4,10 @@
  * - Stateless; argument order is outputs, then inputs, then the op and its parameters.
  *   Returns ND_OK or an error status whose message names the op and the shapes.
  * - Every operand may have any strides (transposed, narrowed, expanded views); iteration goes
- *   through nd_iter. Contiguous float32/float64 operands of one dtype take a typed fast path;
- *   work above ND_MATH_PARALLEL_MIN elements is split over OpenMP threads.
+ *   through nd_iter (transposed operands in cache tiles). float32/float64 operands of one dtype
+ *   run typed loops (unit-stride ones vectorize), as do their comparisons into uint8 masks; other
+ *   mixes convert through small buffers. Work above ND_MATH_PARALLEL_MIN elements is split over
+ *   OpenMP threads.
  * - An `out` argument is either EMPTY (no storage: it is allocated here, contiguous, with the
  *   dtype the empty tensor carries, and the caller owns the new reference) or already has exactly
  *   the result shape (any strides, but not an expanded view) and is written in place.

@@ -11,10 +11,12 @@
  *   entry (a copy only when needed). Each comment says which.
  * - Outputs are written, never allocated: they must already have the exact shape (the Lua
  *   binding resizes them) and, unless the comment says "any strides", be contiguous.
+ * - Outputs must not share memory with the inputs, except where a comment allows in place
+ *   (exactly the same view): the kernels check and fail with ND_ERR_ARG.
  * - Gradient accumulators of parameters (grad_weight, grad_bias) are ADDED to, scaled by `scale`
  *   (Torch7's accGradParameters(input, gradOutput, scale)); grad inputs are overwritten.
- * - Threads: OpenMP loops for the memory-bound parts; OpenBLAS is never called inside an
- *   OpenMP parallel region. */
+ * - Threads: OpenMP loops for the memory-bound parts (gated by nd_nn_set_parallel below);
+ *   OpenBLAS is never called inside an OpenMP parallel region. */
 #ifndef ND_CPU_NN_H
 #define ND_CPU_NN_H
 
@@ -146,7 +148,7 @@ nd_status nd_tanh_backward_cpu(nd_tensor *grad_input, const nd_tensor *grad_outp
 
 /* Softmax / log-softmax over dim 1 of (N,C) or (N,C,d2,...) (over dim 0 of a 1-d (C) input),
  * max subtracted, sums in double. Inputs any strides (contiguous copy at entry), outputs
- * contiguous. Backward: softmax gi = y * (go - sum_c go*y); logsoftmax gi = go - exp(y) * sum_c go. */
+ * contiguous; in place allowed (out = input, grad_input = grad_output or output). Backward: softmax gi = y * (go - sum_c go*y); logsoftmax gi = go - exp(y) * sum_c go. */
 nd_status nd_softmax_forward_cpu(nd_tensor *out, const nd_tensor *input);
 nd_status nd_softmax_backward_cpu(nd_tensor *grad_input, const nd_tensor *grad_output, const nd_tensor *output);
 nd_status nd_logsoftmax_forward_cpu(nd_tensor *out, const nd_tensor *input);
@@ -155,7 +157,8 @@ nd_status nd_logsoftmax_backward_cpu(nd_tensor *grad_input, const nd_tensor *gra
 /* ------------------------------------------------------------------------------------------
  * Batch normalisation (norm.c) over (N,C) or (N,C,d2,...): statistics per plane c over N and
  * every trailing position (m = N * d2 * ... values). Sums in double. input and grad_output any
- * strides (contiguous copy at entry); out and grad_input contiguous; the 1-d (C) tensors
+ * strides (contiguous copy at entry); out and grad_input contiguous (in place allowed: out = input,
+ * grad_input = grad_output or input); the 1-d (C) tensors
  * (weight, bias, running and saved statistics, grad_weight, grad_bias) any stride.
  * ------------------------------------------------------------------------------------------ */
 
@@ -186,7 +189,7 @@ nd_status nd_batchnorm_backward_cpu(nd_tensor *grad_input, nd_tensor *grad_weigh
 /* ------------------------------------------------------------------------------------------
  * Losses (loss.c). Forward results are doubles; backward takes grad_scale = dL_total/dloss
  * (1 when the loss is the end of the graph). Inputs any strides; grad_input contiguous for NLL,
- * any strides for MSE and BCE.
+ * any strides for MSE and BCE (and may then be the input itself).
  * ------------------------------------------------------------------------------------------ */
 
 /* Class NLL: input (N,C) log-probabilities or (C) for one sample; target int64 (N) (or one

@@ -27,6 +27,7 @@ static void ND_F(train_fwd)(ND_T *y, const ND_T *x, const nd_bn_geom *g, const n
         for (int64_t n = 0; n < N; n++) {
             const ND_T *xp = x + (n * C + c) * S;
             double part = 0;
+#pragma omp simd reduction(+ : part)
             for (int64_t i = 0; i < S; i++)
                 part += xp[i];
             sum += part;
@@ -35,6 +36,7 @@ static void ND_F(train_fwd)(ND_T *y, const ND_T *x, const nd_bn_geom *g, const n
         for (int64_t n = 0; n < N; n++) {
             const ND_T *xp = x + (n * C + c) * S;
             double part = 0;
+#pragma omp simd reduction(+ : part)
             for (int64_t i = 0; i < S; i++) {
                 const double d = xp[i] - mean;
                 part += d * d;
@@ -90,6 +92,7 @@ static void ND_F(bwd)(ND_T *gi, const nd_bn_vec *gw, const nd_bn_vec *gb, const 
         for (int64_t n = 0; n < N; n++) {
             const ND_T *xp = x + (n * C + c) * S, *gp = go + (n * C + c) * S;
             double p1 = 0, p2 = 0;
+#pragma omp simd reduction(+ : p1, p2)
             for (int64_t i = 0; i < S; i++) {
                 p1 += gp[i];
                 p2 += (double)gp[i] * (xp[i] - mean);

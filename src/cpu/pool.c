@@ -6,35 +6,71 @@
  * itself once per element type. */
 #ifdef ND_T
 
+/* One output of max pooling over the clipped window [h0,h1) x [w0,w1): the first maximum in
+ * row-major order; a NaN wins (the first one). */
+static inline void ND_F(max_window)(const ND_T *xp, int64_t W, int64_t h0, int64_t h1, int64_t w0, int64_t w1, ND_T *o,
+                                    int64_t *ix)
+{
+    int64_t best = h0 * W + w0;
+    ND_T bv = xp[best];
+    for (int64_t h = h0; h < h1; h++)
+        for (int64_t w = w0; w < w1; w++) {
+            const ND_T v = xp[h * W + w];
+            if (v > bv || (v != v && bv == bv)) {
+                bv = v;
+                best = h * W + w;
+            }
+        }
+    *o = bv;
+    *ix = best;
+}
+
+/* Rows of outputs at a time: the columns whose windows lie inside the image are updated tap by
+ * tap with vectorised selects (same order, same ties as max_window); the border columns, whose
+ * windows are clipped, go through max_window. */
 static void ND_F(maxpool_fwd)(ND_T *out, int64_t *ind, const ND_T *x, const nd_pool_geom *g)
 {
-    const int64_t HW = g->H * g->W, OHW = g->OH * g->OW;
+    const int64_t HW = g->H * g->W, OHW = g->OH * g->OW, W = g->W, OW = g->OW, sw = g->sw, pw = g->pw;
+    /* interior columns: ow*sw - pw >= 0 and ow*sw - pw + kw <= W */
+    int64_t lo = (pw + sw - 1) / sw, hi = W + pw - g->kw < 0 ? 0 : (W + pw - g->kw) / sw + 1;
+    if (hi > OW) hi = OW;
+    if (lo > hi) lo = hi;
 #pragma omp parallel for schedule(static) if (nd_nn_parallel() && (g->planes * OHW * g->kh * g->kw > 32768))
     for (int64_t pl = 0; pl < g->planes; pl++) {
         const ND_T *xp = x + pl * HW;
-        ND_T *op = out + pl * OHW;
-        int64_t *ip = ind + pl * OHW;
         for (int64_t oh = 0; oh < g->OH; oh++) {
             int64_t h0 = oh * g->sh - g->ph, h1 = h0 + g->kh;
             if (h0 < 0) h0 = 0;
             if (h1 > g->H) h1 = g->H;
-            for (int64_t ow = 0; ow < g->OW; ow++) {
-                int64_t w0 = ow * g->sw - g->pw, w1 = w0 + g->kw;
-                if (w0 < 0) w0 = 0;
-                if (w1 > g->W) w1 = g->W;
-                int64_t best = h0 * g->W + w0;
-                ND_T bv = xp[best];
-                for (int64_t h = h0; h < h1; h++)
-                    for (int64_t w = w0; w < w1; w++) {
-                        ND_T v = xp[h * g->W + w];
-                        if (v > bv || (v != v && bv == bv)) {
-                            bv = v;
-                            best = h * g->W + w;
-                        }
-                    }
-                op[oh * g->OW + ow] = bv;
-                ip[oh * g->OW + ow] = best;
+            ND_T *orow = out + pl * OHW + oh * OW;
+            int64_t *irow = ind + pl * OHW + oh * OW;
+            for (int64_t ow = 0; ow < OW; ow++) {
+                if (ow == lo) ow = hi;
+                if (ow >= OW) break;
+                int64_t w0 = ow * sw - pw, w1 = w0 + g->kw;
+                ND_F(max_window)(xp, W, h0, h1, w0 < 0 ? 0 : w0, w1 > W ? W : w1, orow + ow, irow + ow);
             }
+            if (lo >= hi) continue;
+            for (int64_t h = h0; h < h1; h++)
+                for (int64_t kj = 0; kj < g->kw; kj++) {
+                    const int64_t base = h * W - pw + kj;
+                    const ND_T *r = xp + base;
+                    if (h == h0 && kj == 0) {
+#pragma omp simd
+                        for (int64_t ow = lo; ow < hi; ow++) {
+                            orow[ow] = r[ow * sw];
+                            irow[ow] = base + ow * sw;
+                        }
+                        continue;
+                    }
+#pragma omp simd
+                    for (int64_t ow = lo; ow < hi; ow++) {
+                        const ND_T v = r[ow * sw], m = orow[ow];
+                        const int take = (v > m) | ((v != v) & (m == m));
+                        orow[ow] = take ? v : m;
+                        irow[ow] = take ? base + ow * sw : irow[ow];
+                    }
+                }
         }
     }
 }

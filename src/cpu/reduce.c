@@ -8,8 +8,8 @@
  * rescales to the larger max). Integer tensors reduce exactly in int64 for sum, prod, mean,
  * max/min and the counts; float32 accumulates in double.
  * Along a dim: one segment per output element, output elements spread over threads; when the
- * reduced lines sit side by side in memory (sum(1) of a row-major matrix), sums walk the rows
- * and accumulate whole columns at once. Whole tensor: fixed ranges of ALL_RANGE elements, so the
+ * reduced lines sit side by side in memory (sum(1) of a row-major matrix), sum/mean/var/std/max/min
+ * of float tensors walk the rows and update whole columns at once. Whole tensor: fixed ranges of ALL_RANGE elements, so the
  * result does not depend on the number of threads. */
 #include <math.h>
 #include <omp.h>
@@ -419,26 +419,55 @@ typedef struct dim_ctx {
     nd_dtype vdt;
 } dim_ctx;
 
-/* Sums of n lines that start at consecutive elements: add row after row into column sums. */
-static void column_sums(const dim_ctx *c, char *const *p, const int64_t *s, int64_t n)
+/* Ops with a column path: reductions of n lines that start at consecutive elements (sum(1) of a
+ * row-major matrix) walk the rows once (twice for var) and update all columns of a chunk. */
+static int column_op(nd_reduce_op op)
 {
-    int64_t ves = (int64_t)nd_dtype_size(c->vdt);
+    return op == ND_REDUCE_SUM || op == ND_REDUCE_MEAN || op == ND_REDUCE_VAR || op == ND_REDUCE_STD ||
+           is_extreme(op);
+}
+
+static void column_reduce(const dim_ctx *c, char *const *p, const int64_t *s, int64_t n)
+{
+    nd_reduce_op op = c->r.op;
+    int64_t xes = (int64_t)nd_dtype_size(c->r.xdt), ves = (int64_t)nd_dtype_size(c->vdt), L = c->len;
+    int ext = is_extreme(op), mx = is_max(op);
     for (int64_t j0 = 0; j0 < n; j0 += CHUNK) {
         int64_t m = n - j0 < CHUNK ? n - j0 : CHUNK;
-        double col[CHUNK];
-        for (int64_t j = 0; j < m; j++) col[j] = 0;
-        for (int64_t k = 0; k < c->len; k++) {
-            if (c->r.xdt == ND_DTYPE_F32) {
-                const float *row = (const float *)p[0] + j0 + k * c->lstride;
-                for (int64_t j = 0; j < m; j++) col[j] += row[j];
-            } else {
-                const double *row = (const double *)p[0] + j0 + k * c->lstride;
-                for (int64_t j = 0; j < m; j++) col[j] += row[j];
+        double acc[CHUNK], row[CHUNK], mean[CHUNK];
+        int64_t idx[CHUNK];
+        const char *x0 = p[0] + j0 * xes;
+        for (int64_t j = 0; j < m; j++) acc[j] = 0, idx[j] = 0;
+        if (ext) nd_math_load_f64(acc, x0, 1, c->r.xdt, m);
+        for (int64_t k = ext ? 1 : 0; k < L; k++) {
+            nd_math_load_f64(row, x0 + k * c->lstride * xes, 1, c->r.xdt, m);
+            if (!ext) {
+                for (int64_t j = 0; j < m; j++) acc[j] += row[j];
+                continue;
+            }
+            for (int64_t j = 0; j < m; j++) {
+                double v = row[j], b = acc[j];
+                if (b != b) continue; /* the first NaN stays */
+                if (v != v || (mx ? v > b : v < b)) acc[j] = v, idx[j] = k;
             }
         }
-        if (c->r.op == ND_REDUCE_MEAN)
-            for (int64_t j = 0; j < m; j++) col[j] = c->len ? col[j] / (double)c->len : NAN;
-        nd_math_store_f64(p[c->vi] + j0 * s[c->vi] * ves, s[c->vi], c->vdt, col, m);
+        if (op == ND_REDUCE_MEAN || op == ND_REDUCE_VAR || op == ND_REDUCE_STD)
+            for (int64_t j = 0; j < m; j++) acc[j] = L ? acc[j] / (double)L : NAN;
+        if (op == ND_REDUCE_VAR || op == ND_REDUCE_STD) {
+            for (int64_t j = 0; j < m; j++) mean[j] = acc[j], acc[j] = 0;
+            for (int64_t k = 0; k < L; k++) {
+                nd_math_load_f64(row, x0 + k * c->lstride * xes, 1, c->r.xdt, m);
+                for (int64_t j = 0; j < m; j++) acc[j] += (row[j] - mean[j]) * (row[j] - mean[j]);
+            }
+            double denom = (double)L - (c->r.p != 0 ? 1 : 0);
+            for (int64_t j = 0; j < m; j++) {
+                acc[j] = denom > 0 ? acc[j] / denom : NAN;
+                if (op == ND_REDUCE_STD) acc[j] = sqrt(acc[j]);
+            }
+        }
+        if (c->vi >= 0) nd_math_store_f64(p[c->vi] + j0 * s[c->vi] * ves, s[c->vi], c->vdt, acc, m);
+        if (c->ii >= 0)
+            for (int64_t j = 0; j < m; j++) ((int64_t *)p[c->ii])[(j0 + j) * s[c->ii]] = idx[j];
     }
 }
 
@@ -447,9 +476,8 @@ static void dim_run(void *vc, int64_t range, int64_t flat, char *const *p, const
     (void)range;
     (void)flat;
     const dim_ctx *c = (const dim_ctx *)vc;
-    if ((c->r.op == ND_REDUCE_SUM || c->r.op == ND_REDUCE_MEAN) && nd_dtype_is_float(c->r.xdt) && s[0] == 1 &&
-        c->lstride != 1 && n > 1) {
-        column_sums(c, p, s, n);
+    if (column_op(c->r.op) && nd_dtype_is_float(c->r.xdt) && s[0] == 1 && c->lstride != 1 && n > 1 && c->len > 0) {
+        column_reduce(c, p, s, n);
         return;
     }
     int64_t xes = (int64_t)nd_dtype_size(c->r.xdt), ves = (int64_t)nd_dtype_size(c->vdt);

@@ -34,8 +34,11 @@
  *       cols (C*kH*kW, N*OH*OW) ((C*kH*kW, OH*OW) for a 3-d input), row c*kH*kW + ki*kW + kj.
  *   core.col2im(image|out, cols, sizes, kW, kH, dW, dH, padW, padH [, dilW, dilH]) -> image
  *       sizes = {C,H,W} or {N,C,H,W}; the image is overwritten with the adjoint of im2col.
- *   core.conv_config([chunkBytes]) -> chunkBytes (before the call), scratchBytes
- *       the column-buffer budget per chunk (default 64 MiB) and this thread's scratch size.
+ *   core.conv_config([chunkBytes [, parallel]]) -> chunkBytes, scratchBytes, parallel
+ *       (values in force before the call) the column-buffer budget per chunk (default 64 MiB),
+ *       this thread's scratch size, and whether the memory-bound loops of every nn kernel run
+ *       on OpenMP threads (default: only when OMP_WAIT_POLICY=passive or a small
+ *       GOMP_SPINCOUNT is set, see nd_nn_set_parallel in nd_cpu_nn.h).
  *   core.conv_scratch_free()          frees this thread's column scratch.
  *
  * Pooling (input (N,C,H,W) or (C,H,W)):
@@ -313,9 +316,11 @@ static int l_col2im(lua_State *L)
 static int l_conv_config(lua_State *L)
 {
     int64_t bytes = (int64_t)luaL_optinteger(L, 1, 0);
+    int par = lua_isnoneornil(L, 2) ? -1 : lua_toboolean(L, 2);
     lua_pushinteger(L, nd_conv_set_chunk_bytes(bytes));
     lua_pushinteger(L, nd_conv_scratch_bytes());
-    return 2;
+    lua_pushboolean(L, nd_nn_set_parallel(par));
+    return 3;
 }
 
 static int l_conv_scratch_free(lua_State *L)

@@ -389,6 +389,18 @@ static void test_errors(void)
     p.groups = 1;
     p.sh = 0;
     ND_CHECK(nd_conv2d_forward_cpu(&o, &x, &w, NULL, &p) == ND_ERR_ARG);
+    /* an output that aliases the input (same shape with 3x3, padding 1) is refused */
+    int64_t ss[4] = {2, 8, 6, 6}, sw[4] = {8, 8, 3, 3};
+    nd_conv2d_params q = {3, 3, 1, 1, 1, 1, 1, 1, 1};
+    nd_tensor a = conv_rand(ND_DTYPE_F32, 4, ss), aw = conv_rand(ND_DTYPE_F32, 4, sw),
+              ag = conv_rand(ND_DTYPE_F32, 4, ss);
+    ND_CHECK(nd_conv2d_forward_cpu(&a, &a, &aw, NULL, &q) == ND_ERR_ARG);
+    ND_CHECK(strstr(nd_error_message(), "conv2d: output shares memory with an input") != NULL);
+    ND_CHECK(nd_conv2d_backward_input_cpu(&ag, &ag, &aw, &q) == ND_ERR_ARG);
+    ND_CHECK_OK(nd_conv2d_backward_input_cpu(&ag, &a, &aw, &q));
+    nd_tensor_release(&a);
+    nd_tensor_release(&aw);
+    nd_tensor_release(&ag);
     nd_tensor_release(&x);
     nd_tensor_release(&w);
     nd_tensor_release(&o);

@@ -697,6 +697,11 @@ static void test_reduce_special(void)
     nd_tensor v = empty_of(ND_DTYPE_F32), ix = empty_of(ND_DTYPE_I64);
     ND_CHECK_OK(nd_reduce_cpu(&v, &ix, &big, 1, ND_REDUCE_MIN, 0));
     ND_CHECK(isnan(getd(&v, 5)) && getd(&ix, 5) == 9 && !isnan(getd(&v, 6)));
+    nd_tensor cv = empty_of(ND_DTYPE_F64), ci = empty_of(ND_DTYPE_I64); /* along dim 1: the column path */
+    ND_CHECK_OK(nd_reduce_cpu(&cv, &ci, &big, 0, ND_REDUCE_MAX, 0));
+    ND_CHECK(isnan(getd(&cv, 9)) && getd(&ci, 9) == 5 && isnan(getd(&cv, 20)) && !isnan(getd(&cv, 21)));
+    nd_tensor_release(&cv);
+    nd_tensor_release(&ci);
     ND_CHECK_OK(nd_reduce_all_cpu(&r, &big, ND_REDUCE_LOGSUMEXP, 0));
     ND_CHECK(isnan(r.f));
     /* integer results are exact and flagged; counts; mean of int64 is a double */

@@ -228,6 +228,16 @@ describe('nd math: comparisons', function()
     assert.are.same({1, 2, 3}, flat(x))
     assert.are.same({0, 1, 0}, flat(nd.Tensor({0.1, 0.2, 0.3}):eq(0.2)))  -- float32 matches 0.2f
   end)
+
+  it('combines masks with logicalAnd, logicalOr, logicalXor and counts nonzeros', function()
+    local a, b = nd.ByteTensor({1, 1, 0, 0}), nd.ByteTensor({1, 0, 1, 0})
+    assert.are.same({1, 0, 0, 0}, flat(a:logicalAnd(b)))
+    assert.are.same({1, 1, 1, 0}, flat(nd.logicalOr(a, b)))
+    assert.are.same({0, 1, 1, 0}, flat(a:logicalXor(b)))
+    local r = nd.ByteTensor(); r:logicalAnd(a, nd.ByteTensor({1})); assert.are.same({1, 1, 0, 0}, flat(r))
+    assert.are.equal(2, a:countNonzero())
+    assert.are.same({{1}, {2}}, nd.Tensor({{0, 3}, {1, -1}}):countNonzero(2):totable())
+  end)
 end)
 
 describe('nd math: reductions', function()
