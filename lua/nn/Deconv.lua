@@ -89,19 +89,7 @@ function Deconv:params()
           dilW = self.dilation, dilH = self.dilation, groups = self.groups}
 end
 
-local function check(self, input)
-  local d = util.check_dims(self, input, {3, 4})
-  local c = input:size(d - 2)
-  if c ~= self.nInputPlane then
-    util.fail(self, 'expected input of %d planes, got %d (input %s)', self.nInputPlane, c, nd.shape(input))
-  end
-  local h, w = input:size(d - 1), input:size(d)
-  local span = self.dilation * (self.kW - 1) + 1
-  if h + 2 * self.padH < span or w + 2 * self.padW < span then
-    util.fail(self, 'input %s is smaller than the %dx%d kernel', nd.shape(input), self.kH, self.kW)
-  end
-  return d
-end
+local function check(self, input) return util.check_conv_input(self, input, self:params()) end
 
 -- The statistics (mu, D) this call uses; fresh batch statistics in training unless frozen.
 function Deconv:statistics(input)
@@ -180,11 +168,7 @@ function Deconv:updateGradInput(input, gradOutput)
 end
 
 function Deconv:accGradParameters(input, gradOutput, scale)
-  scale = scale or 1
-  if not self._GW then self:updateGradInput(input, gradOutput) end
-  self.gradWeight:add(scale, self._GW)
-  if self.bias then self.gradBias:add(scale, self._Gb0) end
-  self._GW, self._Gb0 = nil, nil
+  util.acc_folded_grads(self, input, gradOutput, scale)
 end
 
 -- The folded weight and bias from the running buffers (inference: a plain convolution).

@@ -82,11 +82,7 @@ function DeconvLinear:updateGradInput(input, gradOutput)
 end
 
 function DeconvLinear:accGradParameters(input, gradOutput, scale)
-  scale = scale or 1
-  if not self._GW then self:updateGradInput(input, gradOutput) end
-  self.gradWeight:add(scale, self._GW)
-  if self.bias then self.gradBias:add(scale, self._Gb0) end
-  self._GW, self._Gb0 = nil, nil
+  util.acc_folded_grads(self, input, gradOutput, scale)
 end
 
 function DeconvLinear:folded()

@@ -51,17 +51,7 @@ function SpatialConvolution:params()
           dilW = self.dilW, dilH = self.dilH, groups = self.groups}
 end
 
-local function check(self, input)
-  local d = util.check_dims(self, input, {3, 4})
-  local c = input:size(d - 2)
-  if c ~= self.nInputPlane then
-    util.fail(self, 'expected input of %d planes, got %d (input %s)', self.nInputPlane, c, nd.shape(input))
-  end
-  local h, w = input:size(d - 1), input:size(d)
-  if h + 2 * self.padH < self.dilH * (self.kH - 1) + 1 or w + 2 * self.padW < self.dilW * (self.kW - 1) + 1 then
-    util.fail(self, 'input %s is smaller than the %dx%d kernel', nd.shape(input), self.kH, self.kW)
-  end
-end
+local function check(self, input) return util.check_conv_input(self, input, self:params()) end
 
 function SpatialConvolution:updateOutput(input)
   check(self, input)

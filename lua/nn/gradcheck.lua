@@ -64,15 +64,19 @@ function check.module(module, input, opts)
   local gin = module:backward(input, R)
   gin = nd.isTensor(gin) and gin:clone() or gin
   local report = {}
-  -- input
-  local num = input:clone():zero()
-  each_index(input, function(idx)
-    local v = get(input, idx)
-    set(input, v + eps, idx); local fp = dot(forward(input), R)
-    set(input, v - eps, idx); local fm = dot(forward(input), R)
-    set(input, v, idx)
-    set(num, (fp - fm) / (2 * eps), idx)
-  end)
+  -- central differences of L with respect to every element of t (perturbed in place)
+  local function numeric(t)
+    local num = t:clone():zero()
+    each_index(t, function(idx)
+      local v = get(t, idx)
+      set(t, v + eps, idx); local fp = dot(forward(input), R)
+      set(t, v - eps, idx); local fm = dot(forward(input), R)
+      set(t, v, idx)
+      set(num, (fp - fm) / (2 * eps), idx)
+    end)
+    return num
+  end
+  local num = numeric(input)
   report.input = maxdiff(gin, num)
   report.scale = num:abs():max()
   -- parameters
@@ -81,14 +85,7 @@ function check.module(module, input, opts)
     report.params = {}
     for i, p in ipairs(params or {}) do
       local g = grads[i]:clone()
-      local pn = p:clone():zero()
-      each_index(p, function(idx)
-        local v = get(p, idx)
-        set(p, v + eps, idx); local fp = dot(forward(input), R)
-        set(p, v - eps, idx); local fm = dot(forward(input), R)
-        set(p, v, idx)
-        set(pn, (fp - fm) / (2 * eps), idx)
-      end)
+      local pn = numeric(p)
       report.params[i] = maxdiff(g, pn)
       report.scale = math.max(report.scale, pn:abs():max())
     end

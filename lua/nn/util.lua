@@ -30,4 +30,28 @@ function util.check_dims(module, input, allowed, what)
   util.fail(module, 'expected a %s-d %s, got %s', table.concat(allowed, ' or '), what or 'input', nd.shape(input))
 end
 
+-- Checks a convolution input (C x H x W or N x C x H x W) against the module's planes and
+-- (dilated, padded) kernel; p = module:params(). Returns the input's dim count.
+function util.check_conv_input(module, input, p)
+  local d = util.check_dims(module, input, {3, 4})
+  local c = input:size(d - 2)
+  if c ~= module.nInputPlane then
+    util.fail(module, 'expected input of %d planes, got %d (input %s)', module.nInputPlane, c, nd.shape(input))
+  end
+  local h, w = input:size(d - 1), input:size(d)
+  if h + 2 * p.padH < p.dilH * (p.kH - 1) + 1 or w + 2 * p.padW < p.dilW * (p.kW - 1) + 1 then
+    util.fail(module, 'input %s is smaller than the %dx%d kernel', nd.shape(input), p.kH, p.kW)
+  end
+  return d
+end
+
+-- accGradParameters of the deconvolution layers: their weight and bias gradients come out of
+-- the same chain as gradInput (updateGradInput keeps them unscaled in _GW, _Gb0).
+function util.acc_folded_grads(module, input, gradOutput, scale)
+  if not module._GW then module:updateGradInput(input, gradOutput) end
+  module.gradWeight:add(scale or 1, module._GW)
+  if module.bias then module.gradBias:add(scale or 1, module._Gb0) end
+  module._GW, module._Gb0 = nil, nil
+end
+
 return util

@@ -290,6 +290,12 @@ static inline nd_status nd_nn_check_alias(const char *op, const char *what, cons
     for (int k = 0; out && k < n; k++) {
         const nd_tensor *o = others[k];
         if (!o || !out->storage || o->storage != out->storage) continue;
+        /* disjoint element ranges of one storage (e.g. the flat parameter and gradient
+         * tensors of getParameters) do not alias */
+        int64_t o_hi = o->offset, out_hi = out->offset;
+        for (int d = 0; d < o->ndim; d++) o_hi += (o->size[d] - 1) * o->stride[d];
+        for (int d = 0; d < out->ndim; d++) out_hi += (out->size[d] - 1) * out->stride[d];
+        if (o_hi < out->offset || out_hi < o->offset) continue;
         int same = allow_same && o->offset == out->offset && o->ndim == out->ndim;
         for (int d = 0; same && d < o->ndim; d++)
             same = o->size[d] == out->size[d] && o->stride[d] == out->stride[d];

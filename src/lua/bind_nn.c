@@ -6,8 +6,11 @@
  * - OUT arguments (marked out) may be nil: a new tensor is returned. A tensor is resized to the
  *   result's shape and dtype: kept as is when it already fits (contiguous), otherwise its
  *   storage is reused when large enough and not shared with any other tensor (no views of it
- *   alive), else it gets a fresh storage. Every function returns its OUT tensors.
- *   Elementwise activations accept any strided output of the right shape (and in place).
+ *   alive), else it gets a fresh storage (so a non-contiguous view is never written through:
+ *   it is detached from its base). Every function returns its OUT tensors.
+ *   Elementwise activations (and the MSE/BCE gradients) write through any strided output of
+ *   the right shape, in place included. Outputs must not share memory with the inputs except
+ *   where the kernel allows in place (see nd_cpu_nn.h); a violation raises an error.
  * - ACC arguments (gradWeight, gradBias, running statistics) are updated in place and must
  *   already have the right shape and dtype (and be contiguous for gradWeight).
  * - Optional tensors (opt) accept nil or false.
@@ -201,8 +204,7 @@ static nd_tensor *nn_image(lua_State *L, int idx, const char *op)
 
 /* The convolution output shape, or an error naming the op when it would be empty. The kernel
  * repeats the full validation; this only sizes the output. */
-static int nn_conv_out_shape(lua_State *L, const nd_tensor *x, const nd_tensor *w, const nd_conv2d_params *p,
-                             int64_t *size)
+static int nn_conv_out_shape(const nd_tensor *x, const nd_tensor *w, const nd_conv2d_params *p, int64_t *size)
 {
     int b = x->ndim == 4;
     if (b) size[0] = x->size[0];
@@ -211,7 +213,6 @@ static int nn_conv_out_shape(lua_State *L, const nd_tensor *x, const nd_tensor *
     size[b + 2] = nd_conv_out_size(x->size[b + 2], p->kw, p->sw > 0 ? p->sw : 1, p->pw, p->dw);
     for (int d = 0; d < x->ndim; d++)
         if (size[d] < 1) size[d] = 1; /* the kernel reports the real problem */
-    (void)L;
     return x->ndim;
 }
 
@@ -222,7 +223,7 @@ static int nn_conv_forward_common(lua_State *L, int ref)
     nd_tensor *x = nn_image(L, 2, "conv2d"), *w = nd_lua_checktensor(L, 3), *b = nn_opt(L, 4);
     nd_conv2d_params p = nn_conv_params(L, 5, 1);
     int64_t size[4];
-    int nd = nn_conv_out_shape(L, x, w, &p, size);
+    int nd = nn_conv_out_shape(x, w, &p, size);
     nd_tensor *out = nn_out(L, 1, x->dtype, nd, size);
     nd_lua_check(L, ref ? nd_conv2d_forward_ref_cpu(out, x, w, b, &p) : nd_conv2d_forward_cpu(out, x, w, b, &p));
     lua_pushvalue(L, 1);

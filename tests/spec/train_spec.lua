@@ -156,7 +156,8 @@ describe('scripts/lib/plot', function()
       return r
     end)())
     assert.are.equal('0.25', plot.label(0.25, 0.05))
-    assert.are.equal('1e-4', plot.glabel(1e-4))
+    assert.are.equal('1e-5', plot.glabel(1e-5))
+    assert.are.equal('0.02', plot.glabel(0.02))
   end)
 end)
 
@@ -217,9 +218,10 @@ describe('scripts/train.lua', function()
     for _, c in ipairs(cases) do
       local out, err, code = train(c[1])
       assert.are.equal(2, code, c[1] .. ': ' .. err)
-      assert.truthy(err:find('train.lua: error: ' .. c[2], 1, true), c[1] .. ' -> ' .. err)
+      assert.are.equal('train.lua: error: ', err:sub(1, 18), c[1] .. ' -> ' .. err)
+      assert.truthy(err:find(c[2], 1, true), c[1] .. ' -> ' .. err)
       assert.falsy(err:find('traceback', 1, true))
-      assert.are.equal('', out:gsub('nd [^\n]*\n', ''):gsub('^%s+', ''):sub(1, 0))
+      assert.falsy(out:find('epoch', 1, true))
     end
   end)
 
