@@ -10,12 +10,22 @@ local report = require('scripts.lib.report')
 local sets = require('scripts.lib.sets')
 local args = require('scripts.lib.args')
 
+for i = 1, #arg do
+  if arg[i] == '-h' or arg[i] == '--help' then
+    print('usage: make demo, or nd scripts/demo.lua [options of scripts/reproduce.lua], from the repository root')
+    print('Fetches MNIST and Fashion-MNIST, runs the fig4 set and prints its tables and verdict.\n')
+    print((reproduce.parser:help():gsub('^usage:[^\n]*\n', '')))
+    os.exit(0)
+  end
+end
+
 local t0 = nd.now()
 print(string.format('nd %s demo: network deconvolution vs batch norm vs plain SGD (the paper\'s Fig. 4), %d threads',
   tostring(nd.version), nd.getnumthreads()))
 
 print('\n== data (data/get.sh mnist fashion-mnist)')
-local ok = os.execute('sh data/get.sh mnist fashion-mnist')
+local root = (arg[0] or ''):match('^(.*)/scripts/demo%.lua$') or '.'
+local ok = os.execute('sh ' .. root .. '/data/get.sh mnist fashion-mnist')
 if not ok then
   io.stderr:write('demo: error: the data could not be fetched (see above); the demo needs MNIST and Fashion-MNIST\n')
   os.exit(1)

@@ -47,17 +47,17 @@ function BN:updateOutput(input)
   check(self, input)
   local core = nd.core
   if self.train then
-    self.output, self.save_mean, self.save_std = core.batchnorm_forward_train(nil, nil, nil, input,
+    self.output, self.save_mean, self.save_std = core.batchnorm_forward_train(self.output, self.save_mean, self.save_std, input,
       self.weight or false, self.bias or false, self.running_mean, self.running_var, self.momentum, self.eps)
   else
-    self.output = core.batchnorm_forward_eval(nil, input, self.weight or false, self.bias or false,
+    self.output = core.batchnorm_forward_eval(self.output, input, self.weight or false, self.bias or false,
       self.running_mean, self.running_var, self.eps)
   end
   return self.output
 end
 
 local function backward(self, input, gradOutput, scale, wantInput, wantParams)
-  local gi_out = nil -- nil: a new gradInput; false: skip it
+  local gi_out = self.gradInput -- reused when it fits; false: skip it
   if not wantInput then gi_out = false end
   local gi = nd.core.batchnorm_backward(gi_out,
     wantParams and self.gradWeight or false, wantParams and self.gradBias or false,

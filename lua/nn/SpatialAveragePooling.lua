@@ -21,13 +21,13 @@ function SpatialAveragePooling:setCountExcludePad() self.count_include_pad = fal
 
 function SpatialAveragePooling:updateOutput(input)
   util.check_dims(self, input, {3, 4})
-  self.output = nd.core.avgpool2d_forward(nil, input, self.kW, self.kH, self.dW, self.dH, self.padW, self.padH,
+  self.output = nd.core.avgpool2d_forward(self.output, input, self.kW, self.kH, self.dW, self.dH, self.padW, self.padH,
                                           self.ceil_mode, self.count_include_pad)
   return self.output
 end
 
 function SpatialAveragePooling:updateGradInput(input, gradOutput)
-  self.gradInput = nd.core.avgpool2d_backward(nil, input, gradOutput, self.kW, self.kH, self.dW, self.dH,
+  self.gradInput = nd.core.avgpool2d_backward(self.gradInput, input, gradOutput, self.kW, self.kH, self.dW, self.dH,
                                               self.padW, self.padH, self.ceil_mode, self.count_include_pad)
   return self.gradInput
 end

@@ -55,13 +55,13 @@ local function check(self, input) return util.check_conv_input(self, input, self
 
 function SpatialConvolution:updateOutput(input)
   check(self, input)
-  self.output = conv.forward(input, self.weight, self.bias, self:params())
+  self.output = conv.forward(input, self.weight, self.bias, self:params(), self.output)
   return self.output
 end
 
 function SpatialConvolution:updateGradInput(input, gradOutput)
   local p = self:params()
-  self.gradInput = nd.core.conv2d_backward_input(nil, input, gradOutput, self.weight, p.kW, p.kH, p.dW, p.dH,
+  self.gradInput = nd.core.conv2d_backward_input(self.gradInput, input, gradOutput, self.weight, p.kW, p.kH, p.dW, p.dH,
                                                  p.padW, p.padH, p.dilW, p.dilH, p.groups)
   return self.gradInput
 end
@@ -75,7 +75,7 @@ end
 -- Both at once (one rearrangement of gradOutput).
 function SpatialConvolution:backward(input, gradOutput, scale)
   local p = self:params()
-  self.gradInput = nd.core.conv2d_backward(nil, self.gradWeight, self.gradBias or false, input, gradOutput,
+  self.gradInput = nd.core.conv2d_backward(self.gradInput, self.gradWeight, self.gradBias or false, input, gradOutput,
                                            self.weight, scale or 1, p.kW, p.kH, p.dW, p.dH, p.padW, p.padH,
                                            p.dilW, p.dilH, p.groups)
   return self.gradInput

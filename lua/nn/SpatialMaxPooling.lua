@@ -18,13 +18,13 @@ function SpatialMaxPooling:floor() self.ceil_mode = false; return self end
 
 function SpatialMaxPooling:updateOutput(input)
   util.check_dims(self, input, {3, 4})
-  self.output, self.indices = nd.core.maxpool2d_forward(nil, nil, input, self.kW, self.kH, self.dW, self.dH,
+  self.output, self.indices = nd.core.maxpool2d_forward(self.output, self.indices, input, self.kW, self.kH, self.dW, self.dH,
                                                         self.padW, self.padH, self.ceil_mode)
   return self.output
 end
 
 function SpatialMaxPooling:updateGradInput(input, gradOutput)
-  self.gradInput = nd.core.maxpool2d_backward(nil, input, gradOutput, self.indices, self.kW, self.kH, self.dW,
+  self.gradInput = nd.core.maxpool2d_backward(self.gradInput, input, gradOutput, self.indices, self.kW, self.kH, self.dW,
                                               self.dH, self.padW, self.padH, self.ceil_mode)
   return self.gradInput
 end

@@ -12,12 +12,12 @@ return function(classname, kernel)
 
   function Act:updateOutput(input)
     if not nd.isTensor(input) then error(classname .. ': expected a tensor input, got ' .. type(input), 0) end
-    self.output = nd.core[kernel .. '_forward'](self.inplace and input or nil, input)
+    self.output = nd.core[kernel .. '_forward'](self.inplace and input or self.output, input)
     return self.output
   end
 
   function Act:updateGradInput(input, gradOutput)
-    self.gradInput = nd.core[kernel .. '_backward'](self.inplace and gradOutput or nil, gradOutput, self.output)
+    self.gradInput = nd.core[kernel .. '_backward'](self.inplace and gradOutput or self.gradInput, gradOutput, self.output)
     return self.gradInput
   end
 

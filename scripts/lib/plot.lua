@@ -196,7 +196,7 @@ end
 function plot.chart(cv, x, y, w, h, spec)
   local logy = spec.logy
   local title_h = spec.title and 22 or 6
-  local left, right, bottom = 62, 14, spec.xlabel and 34 or 22
+  local left, right, bottom = 62, 20, spec.xlabel and 34 or 22
   local px0, py0 = x + left, y + title_h
   local pw, ph = w - left - right, h - title_h - bottom
   if spec.title then

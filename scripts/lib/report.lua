@@ -4,8 +4,9 @@
 --   local report = require('scripts.lib.report')
 --   local md, tables = report.build(set, results)   -- results[run.name] = {summary =, steps =,
 --                                                   --   error =} (missing: not run yet)
---   report.write(set, results, dir)                 -- writes dir/<set>.md and the PNG, returns
---                                                   -- the markdown and the plain-text tables
+--   report.write(set, results, dir)                 -- writes dir/<set>.md and the PNG (when there
+--                                                   -- are curves); returns the markdown, the
+--                                                   -- plain-text tables, the .md and .png paths
 local plot = require('scripts.lib.plot')
 
 local report = {}
@@ -246,6 +247,14 @@ function report.build(set, results, meta)
     md[#md + 1] = ''
   end
   if meta.generated then md[#md + 1] = meta.generated; md[#md + 1] = '' end
+  local has_curves = false
+  for _, g in ipairs(set.groups) do if g.kind == 'curves' then has_curves = true end end
+  if has_curves then
+    md[#md + 1] = 'Columns: loss @k = mean batch training loss over the k/10 steps up to step k; final train loss = ' ..
+      'mean over the last epoch; test loss and accuracy on the whole test set after the last epoch (evaluation ' ..
+      'mode); time = training time of the run. Bold: the best of each column.'
+    md[#md + 1] = ''
+  end
   local texts = {}
   for _, g in ipairs(set.groups) do
     local header, rows
@@ -297,7 +306,7 @@ function report.write(set, results, dir, meta)
   f:write(md)
   f:close()
   assert(os.rename(tmp, path))
-  return md, text, path
+  return md, text, path, meta.png and (dir .. '/' .. meta.png) or nil
 end
 
 return report

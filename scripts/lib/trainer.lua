@@ -274,7 +274,7 @@ local function make_loss(kind, classes)
     local n = out:size(1)
     if not target or target:size(1) ~= n then
       target = nd.zeros(n, classes)
-      if out:device() == 'cuda' then target = target:cuda() end
+      if out:device() == 'cuda' then target = target:to('cuda') end
     end
     target:zero():scatter(2, y:view(n, 1), 1)
     return target
@@ -363,7 +363,7 @@ local function evaluate(model, loss, loader, device)
   model:evaluate()
   local total, sum_loss, hits = 0, 0, 0
   for _, x, y in loader:batches(1) do
-    if device == 'cuda' then x, y = x:cuda(), y:cuda() end
+    if device == 'cuda' then x, y = x:to('cuda'), y:to('cuda') end
     local out = model:forward(x)
     local n = x:size(1)
     sum_loss = sum_loss + loss.forward(out, y) * n
@@ -455,7 +455,7 @@ function trainer.run(opt, given, ctx)
   end
   if opt.device == 'cuda' then
     model = model:cuda()
-    if optim_state.dfdx then optim_state.dfdx = optim_state.dfdx:cuda() end
+    if optim_state.dfdx then optim_state.dfdx = optim_state.dfdx:to('cuda') end
   end
   local loss = make_loss(opt.loss, #train_ds.classes)
   if opt.device == 'cuda' and loss.module.cuda then loss.module:cuda() end
@@ -503,6 +503,9 @@ function trainer.run(opt, given, ctx)
     json.write(opt.out .. '/summary.json', summary)
   end
 
+  -- the whole run's ETA: time per step so far (training and evaluation) times the steps left
+  local run_t0, run_it0 = nd.now(), iteration
+  local total_steps = steps_per_epoch * opt.epochs
   for epoch = start_epoch, opt.epochs do
     -- train
     model:training()
@@ -512,7 +515,7 @@ function trainer.run(opt, given, ctx)
     local seen, sum_loss, hits = 0, 0, 0
     local lr
     for i, x, y in train_loader:batches(epoch) do
-      if opt.device == 'cuda' then x, y = x:cuda(), y:cuda() end
+      if opt.device == 'cuda' then x, y = x:to('cuda'), y:to('cuda') end
       lr = sched(iteration)
       config.learningRate = lr
       local n = x:size(1)
@@ -527,14 +530,19 @@ function trainer.run(opt, given, ctx)
       end
       optim.sgd(feval, params, config, optim_state)
       iteration = iteration + 1
-      if batch_loss ~= batch_loss then
+      if batch_loss ~= batch_loss or batch_loss == math.huge then
         bar:finish()
-        error(string.format('the loss became NaN at epoch %d step %d (lr %.4g): lower --lr', epoch, i, lr), 0)
+        error(string.format('the loss diverged (%s) at epoch %d step %d (lr %.4g): lower --lr', tostring(batch_loss), epoch, i, lr), 0)
       end
       seen, sum_loss, hits = seen + n, sum_loss + batch_loss * n, hits + batch_hits
       steps[#steps + 1] = {iteration = iteration, loss = batch_loss}
       step_log:add{iteration = iteration, epoch = epoch, lr = lr, loss = batch_loss, acc = 100 * batch_hits / n}
-      bar:update(i, {loss = sum_loss / seen, acc = 100 * hits / seen, ips = seen / math.max(nd.now() - t0, 1e-9)})
+      local now = nd.now()
+      local run_eta
+      if opt.epochs > 1 and iteration > run_it0 then
+        run_eta = 'run eta ' .. progress.duration((now - run_t0) / (iteration - run_it0) * (total_steps - iteration))
+      end
+      bar:update(i, {loss = sum_loss / seen, acc = 100 * hits / seen, ips = seen / math.max(now - t0, 1e-9), extra = run_eta})
       if kill_pid and iteration >= opt.killAtStep then
         io.stdout:flush()
         os.execute('kill -KILL ' .. kill_pid)

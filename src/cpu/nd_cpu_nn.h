@@ -148,7 +148,8 @@ nd_status nd_tanh_backward_cpu(nd_tensor *grad_input, const nd_tensor *grad_outp
 
 /* Softmax / log-softmax over dim 1 of (N,C) or (N,C,d2,...) (over dim 0 of a 1-d (C) input),
  * max subtracted, sums in double. Inputs any strides (contiguous copy at entry), outputs
- * contiguous; in place allowed (out = input, grad_input = grad_output or output). Backward: softmax gi = y * (go - sum_c go*y); logsoftmax gi = go - exp(y) * sum_c go. */
+ * contiguous; in place allowed (out = input, grad_input = grad_output or output).
+ * Backward: softmax gi = y * (go - sum_c go*y); logsoftmax gi = go - exp(y) * sum_c go. */
 nd_status nd_softmax_forward_cpu(nd_tensor *out, const nd_tensor *input);
 nd_status nd_softmax_backward_cpu(nd_tensor *grad_input, const nd_tensor *grad_output, const nd_tensor *output);
 nd_status nd_logsoftmax_forward_cpu(nd_tensor *out, const nd_tensor *input);
@@ -293,8 +294,10 @@ static inline nd_status nd_nn_check_alias(const char *op, const char *what, cons
         /* disjoint element ranges of one storage (e.g. the flat parameter and gradient
          * tensors of getParameters) do not alias */
         int64_t o_hi = o->offset, out_hi = out->offset;
-        for (int d = 0; d < o->ndim; d++) o_hi += (o->size[d] - 1) * o->stride[d];
-        for (int d = 0; d < out->ndim; d++) out_hi += (out->size[d] - 1) * out->stride[d];
+        for (int d = 0; d < o->ndim; d++)
+            o_hi += (o->size[d] - 1) * o->stride[d];
+        for (int d = 0; d < out->ndim; d++)
+            out_hi += (out->size[d] - 1) * out->stride[d];
         if (o_hi < out->offset || out_hi < o->offset) continue;
         int same = allow_same && o->offset == out->offset && o->ndim == out->ndim;
         for (int d = 0; same && d < o->ndim; d++)

@@ -215,6 +215,9 @@ describe('scripts/train.lua', function()
       {'--model mlp --dataset synthetic --epochs 0', '--epochs must be positive'},
       {'--resume /nonexistent/run', 'no checkpoint at /nonexistent/run'},
     }
+    if not (nd.cuda and nd.cuda.available and nd.cuda.available()) then
+      cases[#cases + 1] = {'--model mlp --dataset synthetic --device cuda', 'no usable GPU'}
+    end
     for _, c in ipairs(cases) do
       local out, err, code = train(c[1])
       assert.are.equal(2, code, c[1] .. ': ' .. err)
@@ -350,6 +353,27 @@ describe('scripts/train.lua', function()
       local b = nn.Sequential():add(nn.Linear(5, 3))
       assert.is_nil(checkpoint.mismatch(a, a:clone()))
       assert.truthy(checkpoint.mismatch(a, b):find('parameter tensor 1 is 3x4', 1, true))
+    end)
+
+    it('tells reproduce.lua which runs are done, partial or stale', function()
+      local reproduce = require('scripts.lib.reproduce')
+      local trainer = require('scripts.lib.trainer')
+      local json = require('scripts.lib.json')
+      local opt = trainer.options_from_json(json.read(base .. '/options.json'))
+      opt.out = base
+      assert.are.equal('done', (reproduce.status(opt)))
+      opt.lr = 0.05
+      local st, _, key = reproduce.status(opt)
+      assert.are.equal('stale', st)
+      assert.are.equal('lr', key)
+      local part = dir .. '/part'
+      local _, err, code = train(common .. ' --epochs 3 --out ' .. part .. ' --kill-at-step 20')
+      assert.are.equal(137, code, err)
+      opt = trainer.options_from_json(json.read(part .. '/options.json'))
+      opt.out = part
+      assert.are.equal('partial', (reproduce.status(opt)))
+      opt.out = dir .. '/nothing'
+      assert.are.equal('todo', (reproduce.status(opt)))
     end)
 
     it('trains with the L2 loss and a constant rate', function()
