@@ -4,7 +4,8 @@
 --
 --   local model = require('models.linear'){norm = 'deconv'}
 --
--- opt: norm 'none' (method 1: nn.Linear with bias) | 'deconv' (method 3), classes (10),
+-- opt: norm 'none' (method 1: nn.Linear with bias) | 'bn' (method 2: batch norm of the 784 inputs,
+--      then nn.Linear without bias) | 'deconv' (method 3), classes (10),
 --      inputChannels (1), imageSize (28), eps (1e-2 here), iters (5).
 -- 'deconv': the reference ran method 3 with the 2019 explicit DeConv2d: one block holding all
 -- 784 = 28 * 28 * 1 patch features (B = min(16, Cin) = 1 channel, F = k*k*B = 784), centred,
@@ -19,12 +20,14 @@ local common = require('models.common')
 
 return function(opt)
   local o = common.options(opt, {norm = 'none', inputChannels = 1, imageSize = 28, eps = 1e-2},
-                           {none = true, deconv = true})
+                           {none = true, bn = true, deconv = true})
   local nIn = o.inputChannels * o.imageSize * o.imageSize
   local model = nn.Sequential()
   model:add(nn.View(-1))
   if o.norm == 'deconv' then
     model:add(nn.DeconvLinear(nIn, o.classes, {block = nIn, eps = o.eps, iters = o.iters}))
+  elseif o.norm == 'bn' then
+    model:add(nn.BatchNormalization(nIn)):add(nn.Linear(nIn, o.classes, false))
   else
     model:add(nn.Linear(nIn, o.classes))
   end

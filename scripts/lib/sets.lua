@@ -49,8 +49,10 @@ local function linear_runs(loss, plain_lr)
      opt = merge(linear_common, {norm = 'none', lr = plain_lr, loss = loss})},
   }
   if supports('linear', 'bn') then
-    runs[#runs + 1] = {name = 'linear-' .. loss .. '-bn-lr' .. fmt_lr(plain_lr), label = 'BN lr ' .. fmt_lr(plain_lr),
-                       opt = merge(linear_common, {norm = 'bn', lr = plain_lr, loss = loss})}
+    for _, lr in ipairs {plain_lr, 1.0} do -- plain SGD's best rate, and deconvolution's
+      runs[#runs + 1] = {name = 'linear-' .. loss .. '-bn-lr' .. fmt_lr(lr), label = 'BN lr ' .. fmt_lr(lr),
+                         opt = merge(linear_common, {norm = 'bn', lr = lr, loss = loss})}
+    end
   end
   runs[#runs + 1] = {name = 'linear-' .. loss .. '-deconv-lr1', label = 'deconv lr 1',
                      opt = merge(linear_common, {norm = 'deconv', lr = 1.0, loss = loss})}
