@@ -30,7 +30,20 @@ die() {
 }
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
-need() { command -v "$1" >/dev/null 2>&1 || die "$1 is needed ($2)"; }
+# need TOOL WHY: on a fresh Debian machine a missing npm is installed from Debian's registry
+# (apt-get; sudo when not root) before giving up.
+need() {
+    command -v "$1" >/dev/null 2>&1 && return 0
+    if [ "$1" = npm ] && command -v apt-get >/dev/null 2>&1; then
+        SUDO=""
+        [ "$(id -u)" -ne 0 ] && SUDO=sudo
+        say "  installing npm (apt-get install npm) ..." >&2
+        $SUDO apt-get install -y -qq npm >/dev/null 2>&1 ||
+            { $SUDO apt-get update -qq >/dev/null 2>&1 && $SUDO apt-get install -y -qq npm >/dev/null 2>&1; }
+        command -v npm >/dev/null 2>&1 && return 0
+    fi
+    die "$1 is needed ($2)"
+}
 md5_of() { md5sum "$1" | cut -d' ' -f1; }
 sha1_of() { sha1sum "$1" | cut -d' ' -f1; }
 mktmp() { TMP=$(mktemp -d "$CACHE/.tmp.XXXXXX") || die "cannot create a temp folder in $CACHE"; }
