@@ -184,6 +184,7 @@ function reproduce.main(argv, hooks)
 
   -- train
   local failures = {}
+  local hard_failure = false -- a run failed for another reason than a diverging loss
   if not ropt.reportOnly then
     local n = 0
     for _, e in ipairs(todo) do
@@ -209,6 +210,8 @@ function reproduce.main(argv, hooks)
       else
         local msg = args.is_usage_error(err) and err.message or tostring(err)
         failures[e.run.name] = msg:gsub('\n.*', '')
+        -- a diverging loss is a result of the experiment (e.g. batch norm at lr 1), not a failure
+        if not msg:match('diverged') then hard_failure = true end
         say('  failed: ' .. msg)
       end
     end
@@ -236,7 +239,7 @@ function reproduce.main(argv, hooks)
   say(text)
   say('')
   say(string.format('wrote %s%s (%.1f s)', path, png and (' and ' .. png) or '', nd.now() - t_start))
-  return next(failures) == nil
+  return not hard_failure
 end
 
 return reproduce
