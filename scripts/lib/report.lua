@@ -175,7 +175,8 @@ function report.panels(set, results)
     if g.kind == 'curves' then
       for _, run in ipairs(g.runs) do
         local r = results[run.name]
-        if r and r.steps and #r.steps > 0 then
+        -- a diverged run is reported in the table, not drawn: its losses would flatten the axis
+        if r and r.steps and #r.steps > 0 and not r.error and r.summary and r.summary.finished then
           local xs, ys = {}, {}
           for i, st in ipairs(r.steps) do xs[i], ys[i] = st.iteration, st.loss end
           local w = math.max(1, #ys // 100)
