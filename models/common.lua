@@ -18,9 +18,11 @@ local common = {}
 common.norms = {deconv = true, bn = true, none = true, cd = true}
 
 -- Copies opt over the defaults and checks the norm. defaults may override the generic ones.
-function common.options(opt, defaults, allowed)
+-- level: the error level (default 3, the builder's caller).
+function common.options(opt, defaults, allowed, level)
   opt = opt or {}
-  if type(opt) ~= 'table' then error('models: expected an options table, got ' .. type(opt), 3) end
+  level = level or 3
+  if type(opt) ~= 'table' then error('models: expected an options table, got ' .. type(opt), level) end
   local o = {
     norm = 'deconv', classes = 10, block = 64, samplingStride = 3, iters = 5, eps = 1e-5,
     delinear = true, inputChannels = 3, imageSize = 32, cdBlock = 16, firstIters = 15,
@@ -34,7 +36,7 @@ function common.options(opt, defaults, allowed)
     for k in pairs(allowed) do names[#names + 1] = "'" .. k .. "'" end
     table.sort(names)
     error(string.format("models: unknown norm '%s' (expected one of %s)", tostring(o.norm),
-      table.concat(names, ', ')), 3)
+      table.concat(names, ', ')), level)
   end
   -- The head: the reference's paper commands use --block-fc 512 for deconvolution runs and
   -- --block-fc 0 (a plain Linear) for the BN baselines.
@@ -42,9 +44,18 @@ function common.options(opt, defaults, allowed)
     if o.norm == 'deconv' or o.norm == 'cd' then o.blockFc = o.defaultBlockFc or 512 else o.blockFc = 0 end
   end
   if math.type(o.classes) ~= 'integer' or o.classes < 1 then
-    error('models: classes must be a positive integer, got ' .. tostring(o.classes), 3)
+    error('models: classes must be a positive integer, got ' .. tostring(o.classes), level)
   end
   return o
+end
+
+-- The options of a builder with an ImageNet variant (opt.imagenet: 1000 classes at 224x224,
+-- blockFc 64 by default), and whether it is that variant.
+function common.imagenetOptions(opt)
+  opt = opt or {}
+  local imagenet = opt.imagenet and true or false
+  local defaults = imagenet and {classes = 1000, imageSize = 224, defaultBlockFc = 64} or nil
+  return common.options(opt, defaults, nil, 4), imagenet
 end
 
 -- eps of the ChannelDeconv layers: cdEps when given; else 1e-2 in 'cd' mode (the 2019 code's
@@ -96,6 +107,16 @@ end
 -- Adds a spatial BN to seq in 'bn' mode only.
 function common.bn(o, seq, n)
   if o.norm == 'bn' then seq:add(nn.SpatialBatchNormalization(n)) end
+  return seq
+end
+
+-- Adds the ImageNet stem to seq: the first conv (7x7/2 to nOut channels, see firstConv), BN,
+-- ReLU, 3x3/2 max pooling.
+function common.imagenetStem(o, seq, nOut)
+  seq:add(common.firstConv(o, o.inputChannels, nOut, 7, 2, 3, false, true))
+  common.bn(o, seq, nOut)
+  seq:add(nn.ReLU())
+  seq:add(nn.SpatialMaxPooling(3, 3, 2, 2, 1, 1))
   return seq
 end
 

@@ -65,9 +65,7 @@ local function torchvisionInit(model)
 end
 
 return function(opt)
-  opt = opt or {}
-  local imagenet = opt.imagenet and true or false
-  local o = common.options(opt, imagenet and {classes = 1000, imageSize = 224, defaultBlockFc = 64} or nil)
+  local o, imagenet = common.imagenetOptions(opt)
   o.growth = o.growth or 32
   o.blocks = o.blocks or {6, 12, 24, 16}
   o.reduction = o.reduction or 0.5
@@ -77,10 +75,7 @@ return function(opt)
   local model = nn.Sequential()
   local nC = 2 * o.growth
   if imagenet then
-    model:add(common.firstConv(o, o.inputChannels, nC, 7, 2, 3, false, true))
-    common.bn(o, model, nC)
-    model:add(nn.ReLU())
-    model:add(nn.SpatialMaxPooling(3, 3, 2, 2, 1, 1))
+    common.imagenetStem(o, model, nC)
   else
     model:add(common.conv(o, o.inputChannels, nC, 3, 1, 1, false))
   end

@@ -89,9 +89,7 @@ local function kaimingInit(model)
 end
 
 return function(opt)
-  opt = opt or {}
-  local imagenet = opt.imagenet and true or false
-  local o = common.options(opt, imagenet and {classes = 1000, imageSize = 224, defaultBlockFc = 64} or nil)
+  local o, imagenet = common.imagenetOptions(opt)
   o.imagenet = imagenet
   local depth = o.depth or 18
   local layout = layouts[depth]
@@ -101,10 +99,7 @@ return function(opt)
 
   local model = nn.Sequential()
   if imagenet then
-    model:add(common.firstConv(o, o.inputChannels, 64, 7, 2, 3, false, true))
-    common.bn(o, model, 64)
-    model:add(nn.ReLU())
-    model:add(nn.SpatialMaxPooling(3, 3, 2, 2, 1, 1))
+    common.imagenetStem(o, model, 64)
   else
     -- The CIFAR stem is not frozen (spec 7.2, 11.6).
     convUnit(o, model, o.inputChannels, 64, 3, 1, 1, true)

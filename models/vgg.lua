@@ -69,9 +69,7 @@ local function torchvisionInit(model)
 end
 
 return function(opt)
-  opt = opt or {}
-  local imagenet = opt.imagenet and true or false
-  local o = common.options(opt, imagenet and {classes = 1000, imageSize = 224, defaultBlockFc = 64} or nil)
+  local o, imagenet = common.imagenetOptions(opt)
   local depth = o.depth or 11
   local cfg = cfgs[depth]
   if not cfg then error('models.vgg: depth must be 11, 13, 16 or 19, got ' .. tostring(depth), 2) end

@@ -455,16 +455,8 @@ return function(nd, Tensor, core)
   end
 
   -- x:argmax() the 1-based row-major position; x:argmax(d) an int64 tensor of 1-based indices.
-  for _, name in ipairs {'argmax', 'argmin'} do
-    Tensor[name] = function(x, d)
-      if d == nil then return reduceall(name, x) end
-      return reduce(name, nil, nil, x, d)
-    end
-    nd[name] = Tensor[name]
-  end
-
   -- x:all() / x:any() booleans; x:all(d) a uint8 tensor.
-  for _, name in ipairs {'all', 'any'} do
+  for _, name in ipairs {'argmax', 'argmin', 'all', 'any'} do
     Tensor[name] = function(x, d)
       if d == nil then return reduceall(name, x) end
       return reduce(name, nil, nil, x, d)

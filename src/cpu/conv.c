@@ -601,18 +601,28 @@ static int64_t nd_conv_woff(const nd_tensor *w, const nd_conv_geom *g, int64_t c
     return co * w->stride[0] + ((ci * g->kh + ki) * g->kw + kj) * w->stride[1];
 }
 
+/* The checks of a forward call (contiguous: out must be); bst gets the bias stride. */
+static nd_status nd_conv_check_forward(const char *op, nd_conv_geom *g, const nd_tensor *out, const nd_tensor *input,
+                                       const nd_tensor *weight, const nd_tensor *bias, const nd_conv2d_params *p,
+                                       int contiguous, int64_t *bst)
+{
+    ND_TRY(nd_conv_geom_image(op, g, input, "input", p));
+    ND_TRY(nd_conv_geom_weight(op, g, weight, "weight", input, "input"));
+    int64_t size[4];
+    int nd = nd_conv_out_shape(g, input->ndim, size);
+    ND_TRY(nd_nn_check_out(op, "output", out, input->dtype, nd, size, contiguous));
+    ND_TRY(nd_nn_check_alias(op, "output", out, 0, 3, (const nd_tensor *[]){input, weight, bias}));
+    if (bias) ND_TRY(nd_nn_check_vec(op, "bias", bias, input->dtype, g->Cout, bst));
+    return ND_OK;
+}
+
 nd_status nd_conv2d_forward_ref_cpu(nd_tensor *out, const nd_tensor *input, const nd_tensor *weight,
                                     const nd_tensor *bias, const nd_conv2d_params *p)
 {
     const char *op = "conv2d";
     nd_conv_geom g;
-    ND_TRY(nd_conv_geom_image(op, &g, input, "input", p));
-    ND_TRY(nd_conv_geom_weight(op, &g, weight, "weight", input, "input"));
-    int64_t size[4], bst = 0;
-    int nd = nd_conv_out_shape(&g, input->ndim, size);
-    ND_TRY(nd_nn_check_out(op, "output", out, input->dtype, nd, size, 0));
-    ND_TRY(nd_nn_check_alias(op, "output", out, 0, 3, (const nd_tensor *[]){input, weight, bias}));
-    if (bias) ND_TRY(nd_nn_check_vec(op, "bias", bias, input->dtype, g.Cout, &bst));
+    int64_t bst = 0;
+    ND_TRY(nd_conv_check_forward(op, &g, out, input, weight, bias, p, 0, &bst));
     int64_t xs[4], os[4];
     nd_conv_dims4(input, xs);
     nd_conv_dims4(out, os);
@@ -714,13 +724,8 @@ nd_status nd_conv2d_forward_cpu(nd_tensor *out, const nd_tensor *input, const nd
 {
     const char *op = "conv2d";
     nd_conv_geom g;
-    ND_TRY(nd_conv_geom_image(op, &g, input, "input", p));
-    ND_TRY(nd_conv_geom_weight(op, &g, weight, "weight", input, "input"));
-    int64_t size[4], bst = 0;
-    int nd = nd_conv_out_shape(&g, input->ndim, size);
-    ND_TRY(nd_nn_check_out(op, "output", out, input->dtype, nd, size, 1));
-    ND_TRY(nd_nn_check_alias(op, "output", out, 0, 3, (const nd_tensor *[]){input, weight, bias}));
-    if (bias) ND_TRY(nd_nn_check_vec(op, "bias", bias, input->dtype, g.Cout, &bst));
+    int64_t bst = 0;
+    ND_TRY(nd_conv_check_forward(op, &g, out, input, weight, bias, p, 1, &bst));
     nd_tensor x, w;
     ND_TRY(nd_tensor_contiguous(&x, input));
     nd_status st = nd_tensor_contiguous(&w, weight);

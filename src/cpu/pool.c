@@ -195,6 +195,9 @@ typedef struct nd_pool_geom {
 #undef ND_T
 #undef ND_F
 
+/* Calls the float or double kernel `name` by dtype. */
+#define ND_POOL_CALL(dt, name, args) ((dt) == ND_DTYPE_F32 ? nd_pool_##name##_f32 args : nd_pool_##name##_f64 args)
+
 int64_t nd_pool_out_size(int64_t in, int64_t k, int64_t s, int64_t p, int ceil_mode)
 {
     int64_t span = in + 2 * p - k;
@@ -250,24 +253,39 @@ static void nd_pool_out_shape(const nd_tensor *image, const nd_pool_geom *g, int
     size[image->ndim - 1] = g->OW;
 }
 
+/* The checks of a forward call: geometry, output shape (size gets the pooled shape), aliasing. */
+static nd_status nd_pool_check_fwd(const char *op, nd_pool_geom *g, const nd_tensor *out, const nd_tensor *input,
+                                   const nd_pool2d_params *p, int64_t *size)
+{
+    ND_TRY(nd_pool_geom_of(op, g, input, "input", p));
+    nd_pool_out_shape(input, g, size);
+    ND_TRY(nd_nn_check_out(op, "output", out, input->dtype, input->ndim, size, 1));
+    return nd_nn_check_alias(op, "output", out, 0, 1, (const nd_tensor *[]){input});
+}
+
+/* The checks of a backward call: geometry, grad_input, aliasing, grad_output's pooled shape (in size). */
+static nd_status nd_pool_check_bwd(const char *op, nd_pool_geom *g, const nd_tensor *grad_input,
+                                   const nd_tensor *grad_output, const nd_pool2d_params *p, int64_t *size)
+{
+    ND_TRY(nd_pool_geom_of(op, g, grad_input, "grad_input", p));
+    ND_TRY(nd_nn_check_out(op, "grad_input", grad_input, grad_input->dtype, grad_input->ndim, grad_input->size, 1));
+    ND_TRY(nd_nn_check_alias(op, "grad_input", grad_input, 0, 1, (const nd_tensor *[]){grad_output}));
+    nd_pool_out_shape(grad_input, g, size);
+    return nd_nn_check_out(op, "grad_output", grad_output, grad_input->dtype, grad_input->ndim, size, 0);
+}
+
 nd_status nd_maxpool2d_forward_cpu(nd_tensor *out, nd_tensor *indices, const nd_tensor *input,
                                    const nd_pool2d_params *p)
 {
     const char *op = "maxpool2d";
     nd_pool_geom g;
     int64_t size[4];
-    ND_TRY(nd_pool_geom_of(op, &g, input, "input", p));
-    nd_pool_out_shape(input, &g, size);
-    ND_TRY(nd_nn_check_out(op, "output", out, input->dtype, input->ndim, size, 1));
-    ND_TRY(nd_nn_check_alias(op, "output", out, 0, 1, (const nd_tensor *[]){input}));
+    ND_TRY(nd_pool_check_fwd(op, &g, out, input, p, size));
     ND_TRY(nd_nn_check_out(op, "indices", indices, ND_DTYPE_I64, input->ndim, size, 1));
     ND_TRY(nd_nn_check_alias(op, "indices", indices, 0, 2, (const nd_tensor *[]){input, out}));
     nd_tensor x;
     ND_TRY(nd_tensor_contiguous(&x, input));
-    if (x.dtype == ND_DTYPE_F32)
-        nd_pool_maxpool_fwd_f32(nd_tensor_data(out), nd_tensor_data(indices), nd_tensor_data(&x), &g);
-    else
-        nd_pool_maxpool_fwd_f64(nd_tensor_data(out), nd_tensor_data(indices), nd_tensor_data(&x), &g);
+    ND_POOL_CALL(x.dtype, maxpool_fwd, (nd_tensor_data(out), nd_tensor_data(indices), nd_tensor_data(&x), &g));
     nd_tensor_release(&x);
     return ND_OK;
 }
@@ -278,11 +296,7 @@ nd_status nd_maxpool2d_backward_cpu(nd_tensor *grad_input, const nd_tensor *grad
     const char *op = "maxpool2d backward";
     nd_pool_geom g;
     int64_t size[4];
-    ND_TRY(nd_pool_geom_of(op, &g, grad_input, "grad_input", p));
-    ND_TRY(nd_nn_check_out(op, "grad_input", grad_input, grad_input->dtype, grad_input->ndim, grad_input->size, 1));
-    ND_TRY(nd_nn_check_alias(op, "grad_input", grad_input, 0, 1, (const nd_tensor *[]){grad_output}));
-    nd_pool_out_shape(grad_input, &g, size);
-    ND_TRY(nd_nn_check_out(op, "grad_output", grad_output, grad_input->dtype, grad_input->ndim, size, 0));
+    ND_TRY(nd_pool_check_bwd(op, &g, grad_input, grad_output, p, size));
     ND_TRY(nd_nn_check_out(op, "indices", indices, ND_DTYPE_I64, grad_input->ndim, size, 0));
     nd_tensor go, ind;
     ND_TRY(nd_tensor_contiguous(&go, grad_output));
@@ -293,12 +307,7 @@ nd_status nd_maxpool2d_backward_cpu(nd_tensor *grad_input, const nd_tensor *grad
             if (ip[i] < 0 || ip[i] >= HW)
                 st = ND_ERROR(ND_ERR_INDEX, "%s: index %lld out of range for %lldx%lld planes", op, (long long)ip[i],
                               (long long)g.H, (long long)g.W);
-        if (st == ND_OK) {
-            if (go.dtype == ND_DTYPE_F32)
-                nd_pool_maxpool_bwd_f32(nd_tensor_data(grad_input), nd_tensor_data(&go), ip, &g);
-            else
-                nd_pool_maxpool_bwd_f64(nd_tensor_data(grad_input), nd_tensor_data(&go), ip, &g);
-        }
+        if (st == ND_OK) ND_POOL_CALL(go.dtype, maxpool_bwd, (nd_tensor_data(grad_input), nd_tensor_data(&go), ip, &g));
         nd_tensor_release(&ind);
     }
     nd_tensor_release(&go);
@@ -310,16 +319,10 @@ nd_status nd_avgpool2d_forward_cpu(nd_tensor *out, const nd_tensor *input, const
     const char *op = "avgpool2d";
     nd_pool_geom g;
     int64_t size[4];
-    ND_TRY(nd_pool_geom_of(op, &g, input, "input", p));
-    nd_pool_out_shape(input, &g, size);
-    ND_TRY(nd_nn_check_out(op, "output", out, input->dtype, input->ndim, size, 1));
-    ND_TRY(nd_nn_check_alias(op, "output", out, 0, 1, (const nd_tensor *[]){input}));
+    ND_TRY(nd_pool_check_fwd(op, &g, out, input, p, size));
     nd_tensor x;
     ND_TRY(nd_tensor_contiguous(&x, input));
-    if (x.dtype == ND_DTYPE_F32)
-        nd_pool_avgpool_fwd_f32(nd_tensor_data(out), nd_tensor_data(&x), &g);
-    else
-        nd_pool_avgpool_fwd_f64(nd_tensor_data(out), nd_tensor_data(&x), &g);
+    ND_POOL_CALL(x.dtype, avgpool_fwd, (nd_tensor_data(out), nd_tensor_data(&x), &g));
     nd_tensor_release(&x);
     return ND_OK;
 }
@@ -329,17 +332,10 @@ nd_status nd_avgpool2d_backward_cpu(nd_tensor *grad_input, const nd_tensor *grad
     const char *op = "avgpool2d backward";
     nd_pool_geom g;
     int64_t size[4];
-    ND_TRY(nd_pool_geom_of(op, &g, grad_input, "grad_input", p));
-    ND_TRY(nd_nn_check_out(op, "grad_input", grad_input, grad_input->dtype, grad_input->ndim, grad_input->size, 1));
-    ND_TRY(nd_nn_check_alias(op, "grad_input", grad_input, 0, 1, (const nd_tensor *[]){grad_output}));
-    nd_pool_out_shape(grad_input, &g, size);
-    ND_TRY(nd_nn_check_out(op, "grad_output", grad_output, grad_input->dtype, grad_input->ndim, size, 0));
+    ND_TRY(nd_pool_check_bwd(op, &g, grad_input, grad_output, p, size));
     nd_tensor go;
     ND_TRY(nd_tensor_contiguous(&go, grad_output));
-    if (go.dtype == ND_DTYPE_F32)
-        nd_pool_avgpool_bwd_f32(nd_tensor_data(grad_input), nd_tensor_data(&go), &g);
-    else
-        nd_pool_avgpool_bwd_f64(nd_tensor_data(grad_input), nd_tensor_data(&go), &g);
+    ND_POOL_CALL(go.dtype, avgpool_bwd, (nd_tensor_data(grad_input), nd_tensor_data(&go), &g));
     nd_tensor_release(&go);
     return ND_OK;
 }
@@ -370,10 +366,7 @@ nd_status nd_adaptive_avgpool2d_forward_cpu(nd_tensor *out, const nd_tensor *inp
     ND_TRY(nd_nn_check_alias(op, "output", out, 0, 1, (const nd_tensor *[]){input}));
     nd_tensor x;
     ND_TRY(nd_tensor_contiguous(&x, input));
-    if (x.dtype == ND_DTYPE_F32)
-        nd_pool_adaptive_avg_f32(nd_tensor_data(out), nd_tensor_data(&x), &g, 0);
-    else
-        nd_pool_adaptive_avg_f64(nd_tensor_data(out), nd_tensor_data(&x), &g, 0);
+    ND_POOL_CALL(x.dtype, adaptive_avg, (nd_tensor_data(out), nd_tensor_data(&x), &g, 0));
     nd_tensor_release(&x);
     return ND_OK;
 }
@@ -388,10 +381,7 @@ nd_status nd_adaptive_avgpool2d_backward_cpu(nd_tensor *grad_input, const nd_ten
     ND_TRY(nd_nn_check_float(op, "grad_output", grad_output, (int)grad_input->dtype));
     nd_tensor go;
     ND_TRY(nd_tensor_contiguous(&go, grad_output));
-    if (go.dtype == ND_DTYPE_F32)
-        nd_pool_adaptive_avg_f32(nd_tensor_data(grad_input), nd_tensor_data(&go), &g, 1);
-    else
-        nd_pool_adaptive_avg_f64(nd_tensor_data(grad_input), nd_tensor_data(&go), &g, 1);
+    ND_POOL_CALL(go.dtype, adaptive_avg, (nd_tensor_data(grad_input), nd_tensor_data(&go), &g, 1));
     nd_tensor_release(&go);
     return ND_OK;
 }

@@ -93,40 +93,6 @@ void nd_lua_open_nn(lua_State *L);
 
 /* ---- helpers ---- */
 
-/* Makes t contiguous with the given dtype and shape (see the header comment for the rules). */
-static void nn_resize(lua_State *L, nd_tensor *t, nd_dtype dt, int ndim, const int64_t *size)
-{
-    int64_t n = 1;
-    for (int d = 0; d < ndim; d++)
-        n *= size[d];
-    if (t->storage && t->dtype == dt && t->ndim == ndim && nd_tensor_is_contiguous(t) &&
-        nd_tensor_device(t).type == ND_DEVICE_CPU) {
-        int same = 1;
-        for (int d = 0; same && d < ndim; d++)
-            same = t->size[d] == size[d];
-        if (same) return;
-    }
-    int64_t bytes = n * (int64_t)nd_dtype_size(dt);
-    if (t->storage && t->storage->refcount == 1 && t->storage->device.type == ND_DEVICE_CPU &&
-        t->storage->nbytes >= bytes) {
-        t->dtype = dt;
-        t->offset = 0;
-        t->ndim = ndim;
-        int64_t st = 1;
-        for (int d = ndim - 1; d >= 0; d--) {
-            t->size[d] = size[d];
-            t->stride[d] = st;
-            st *= size[d];
-        }
-        return;
-    }
-    nd_tensor fresh;
-    nd_lua_check(L, nd_tensor_new(&fresh, dt, ndim, size, nd_cpu_device(), 0));
-    nd_tensor_release(t);
-    *t = fresh;
-    nd_lua_account(L, t);
-}
-
 /* The OUT argument at idx, resized (a new tensor replaces nil at idx). */
 static nd_tensor *nn_out(lua_State *L, int idx, nd_dtype dt, int ndim, const int64_t *size)
 {
@@ -137,7 +103,7 @@ static nd_tensor *nn_out(lua_State *L, int idx, nd_dtype dt, int ndim, const int
         return nd_lua_totensor(L, idx);
     }
     nd_tensor *t = nd_lua_checktensor(L, idx);
-    nn_resize(L, t, dt, ndim, size);
+    nd_lua_resize(L, t, dt, ndim, size, 1); /* see the header comment */
     return t;
 }
 
@@ -447,46 +413,21 @@ static int nn_act_backward(lua_State *L, nn_bwd_fn f, int elementwise)
     return 1;
 }
 
-static int l_relu_forward(lua_State *L)
-{
-    return nn_act_forward(L, nd_relu_forward_cpu, 1);
-}
-static int l_relu_backward(lua_State *L)
-{
-    return nn_act_backward(L, nd_relu_backward_cpu, 1);
-}
-static int l_sigmoid_forward(lua_State *L)
-{
-    return nn_act_forward(L, nd_sigmoid_forward_cpu, 1);
-}
-static int l_sigmoid_backward(lua_State *L)
-{
-    return nn_act_backward(L, nd_sigmoid_backward_cpu, 1);
-}
-static int l_tanh_forward(lua_State *L)
-{
-    return nn_act_forward(L, nd_tanh_forward_cpu, 1);
-}
-static int l_tanh_backward(lua_State *L)
-{
-    return nn_act_backward(L, nd_tanh_backward_cpu, 1);
-}
-static int l_softmax_forward(lua_State *L)
-{
-    return nn_act_forward(L, nd_softmax_forward_cpu, 0);
-}
-static int l_softmax_backward(lua_State *L)
-{
-    return nn_act_backward(L, nd_softmax_backward_cpu, 0);
-}
-static int l_logsoftmax_forward(lua_State *L)
-{
-    return nn_act_forward(L, nd_logsoftmax_forward_cpu, 0);
-}
-static int l_logsoftmax_backward(lua_State *L)
-{
-    return nn_act_backward(L, nd_logsoftmax_backward_cpu, 0);
-}
+#define NN_ACT(name, elementwise)                                                                                      \
+    static int l_##name##_forward(lua_State *L)                                                                        \
+    {                                                                                                                  \
+        return nn_act_forward(L, nd_##name##_forward_cpu, elementwise);                                                \
+    }                                                                                                                  \
+    static int l_##name##_backward(lua_State *L)                                                                       \
+    {                                                                                                                  \
+        return nn_act_backward(L, nd_##name##_backward_cpu, elementwise);                                              \
+    }
+NN_ACT(relu, 1)
+NN_ACT(sigmoid, 1)
+NN_ACT(tanh, 1)
+NN_ACT(softmax, 0)
+NN_ACT(logsoftmax, 0)
+#undef NN_ACT
 
 /* ---- batch normalisation ---- */
 

@@ -171,6 +171,39 @@ static int nd_lua_new_common(lua_State *L, int zero)
 static int l_empty(lua_State *L) { return nd_lua_new_common(L, 0); }
 static int l_zeros(lua_State *L) { return nd_lua_new_common(L, 1); }
 
+void nd_lua_resize(lua_State *L, nd_tensor *t, nd_dtype dt, int ndim, const int64_t *size, int strict)
+{
+    int same = t->storage && t->ndim == ndim;
+    for (int d = 0; same && d < ndim; d++) same = t->size[d] == size[d];
+    if (same && strict)
+        same = t->dtype == dt && nd_tensor_is_contiguous(t) && nd_tensor_device(t).type == ND_DEVICE_CPU;
+    if (same) return;
+    int64_t n = ndim || strict ? 1 : 0;
+    for (int d = 0; d < ndim; d++) n *= size[d];
+    int64_t es = (int64_t)nd_dtype_size(dt);
+    int fits = strict ? t->storage && t->storage->refcount == 1 && t->storage->device.type == ND_DEVICE_CPU &&
+                            t->storage->nbytes >= n * es
+                      : t->storage && (t->offset + n) * es <= t->storage->nbytes;
+    if (fits) {
+        t->dtype = dt;
+        if (strict) t->offset = 0;
+        t->ndim = ndim;
+        int64_t st = 1;
+        for (int d = ndim - 1; d >= 0; d--) {
+            t->size[d] = size[d];
+            t->stride[d] = st;
+            st *= size[d];
+        }
+        return;
+    }
+    nd_device dev = strict ? nd_cpu_device() : nd_tensor_device(t);
+    nd_tensor fresh;
+    nd_lua_check(L, nd_tensor_new(&fresh, dt, ndim, size, dev, 0));
+    nd_tensor_release(t);
+    *t = fresh;
+    nd_lua_account(L, t);
+}
+
 /* core.resize(t, sizes): reshapes t in place to a contiguous layout, reusing its storage when it is
  * large enough (Torch7 resize). Contents are unspecified unless the old layout was contiguous. */
 static int l_resize(lua_State *L)
@@ -180,68 +213,31 @@ static int l_resize(lua_State *L)
     luaL_checktype(L, 2, LUA_TTABLE);
     int ndim = nd_lua_checksizes(L, 2, size);
     nd_lua_checkpositive(L, ndim, size, "resize");
-    if (ndim == t->ndim) {
-        int same = 1;
-        for (int d = 0; d < ndim; d++) same &= size[d] == t->size[d];
-        if (same && t->storage) {
-            lua_settop(L, 1);
-            return 1;
-        }
-    }
-    int64_t n = ndim ? 1 : 0;
-    for (int d = 0; d < ndim; d++) n *= size[d];
-    int64_t es = (int64_t)nd_dtype_size(t->dtype);
-    if (t->storage && (t->offset + n) * es <= t->storage->nbytes) {
-        t->ndim = ndim;
-        int64_t st = 1;
-        for (int d = ndim - 1; d >= 0; d--) {
-            t->size[d] = size[d];
-            t->stride[d] = st;
-            st *= size[d];
-        }
-    } else {
-        nd_device dev = nd_tensor_device(t);
-        nd_tensor fresh;
-        nd_lua_check(L, nd_tensor_new(&fresh, t->dtype, ndim, size, dev, 0));
-        nd_tensor_release(t);
-        *t = fresh;
-        nd_lua_account(L, t);
-    }
+    nd_lua_resize(L, t, t->dtype, ndim, size, 0);
     lua_settop(L, 1);
     return 1;
 }
 
 /* ---- metadata ---- */
 
-static int l_size(lua_State *L)
+/* core.size(t [, dim]) / core.stride(t [, dim]): one entry, or a table of all. */
+static int nd_lua_pushdims(lua_State *L, int stride)
 {
     nd_tensor *t = nd_lua_checktensor(L, 1);
+    const int64_t *v = stride ? t->stride : t->size;
     if (!lua_isnoneornil(L, 2)) {
-        lua_pushinteger(L, t->size[nd_lua_checkdim(L, 2, t, 0)]);
+        lua_pushinteger(L, v[nd_lua_checkdim(L, 2, t, 0)]);
         return 1;
     }
     lua_createtable(L, t->ndim, 0);
     for (int d = 0; d < t->ndim; d++) {
-        lua_pushinteger(L, t->size[d]);
+        lua_pushinteger(L, v[d]);
         lua_rawseti(L, -2, d + 1);
     }
     return 1;
 }
-
-static int l_stride(lua_State *L)
-{
-    nd_tensor *t = nd_lua_checktensor(L, 1);
-    if (!lua_isnoneornil(L, 2)) {
-        lua_pushinteger(L, t->stride[nd_lua_checkdim(L, 2, t, 0)]);
-        return 1;
-    }
-    lua_createtable(L, t->ndim, 0);
-    for (int d = 0; d < t->ndim; d++) {
-        lua_pushinteger(L, t->stride[d]);
-        lua_rawseti(L, -2, d + 1);
-    }
-    return 1;
-}
+static int l_size(lua_State *L) { return nd_lua_pushdims(L, 0); }
+static int l_stride(lua_State *L) { return nd_lua_pushdims(L, 1); }
 
 static int l_dim(lua_State *L)
 {

@@ -29,6 +29,13 @@ nd_tensor *nd_lua_pushview(lua_State *L, const nd_tensor *src);
 /* Reports storage bytes not yet reported to Lua's collector (call after filling a pushed tensor
  * with a fresh storage; nd_lua_pushnew does it). */
 void nd_lua_account(lua_State *L, nd_tensor *t);
+/* Resizes t in place to a contiguous (dt, ndim, size) layout. strict (nn OUT arguments): t is kept
+ * when already contiguous with that shape and dtype on the CPU, its storage reused from offset 0
+ * when unshared, on the CPU and large enough. Otherwise (core.resize, dt == t->dtype): t is kept
+ * when it has the shape (any strides), its storage reused from t's offset whenever it fits, shared
+ * or not. Else a fresh storage (CPU when strict, t's device otherwise), reported via
+ * nd_lua_account. */
+void nd_lua_resize(lua_State *L, nd_tensor *t, nd_dtype dt, int ndim, const int64_t *size, int strict);
 /* Pushes a real result: a Lua integer when v is integral and exact, else a float. */
 void nd_lua_pushreal(lua_State *L, double v);
 /* Raises a Lua error with a formatted message (lua_pushfstring formats: %s %d %f %p %c %%),
