@@ -9,7 +9,7 @@ LUA_INC ?= /usr/include/lua5.4
 LUA_A   ?= /usr/lib/x86_64-linux-gnu/liblua5.4.a
 BLAS_INC ?= $(firstword $(wildcard /usr/include/x86_64-linux-gnu/openblas-pthread /usr/include/openblas /usr/include))
 
-CFLAGS  := -std=c11 -D_GNU_SOURCE -Wall -Wextra -fPIC -fopenmp -Isrc/core -Isrc/cpu -Isrc/data -Isrc/lua -I$(LUA_INC) -I$(BLAS_INC) $(shell pkg-config --cflags libpng 2>/dev/null)
+CFLAGS  := -std=c11 -D_GNU_SOURCE -Wall -Wextra -fPIC -fopenmp -Isrc/core -Isrc/cpu -Isrc/cuda -Isrc/data -Isrc/lua -I$(LUA_INC) -I$(BLAS_INC) $(shell pkg-config --cflags libpng 2>/dev/null)
 ifeq ($(DEBUG),1)
   CFLAGS += -O0 -g
 else
@@ -21,6 +21,24 @@ ifeq ($(SAN),1)
   BUILD  := build-asan
 endif
 LIBS    := -lopenblas -lpng -lz -lm -lpthread -fopenmp
+
+# CUDA: on when nvcc is found (CUDA=0 turns it off; never with SAN=1). The arch is read from the
+# first GPU (nvidia-smi), else sm_90 (H100/H200); CUDA_ARCH=sm_80 overrides. PTX is embedded too.
+CUDA_HOME ?= /usr/local/cuda
+NVCC      ?= $(firstword $(wildcard $(CUDA_HOME)/bin/nvcc) $(shell command -v nvcc 2>/dev/null))
+ifeq ($(SAN),1)
+  CUDA := 0
+endif
+CUDA ?= $(if $(NVCC),1,0)
+ifeq ($(CUDA),1)
+  CUDA_ARCH ?= $(or $(shell nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -n1 | tr -d ' .' | sed 's/^/sm_/'),sm_90)
+  CUDA_CC   := $(subst sm_,,$(CUDA_ARCH))
+  NVCCFLAGS := -O2 -std=c++17 -lineinfo -gencode arch=compute_$(CUDA_CC),code=[sm_$(CUDA_CC),compute_$(CUDA_CC)] \
+               -Xcompiler -fPIC,-fopenmp -DND_WITH_CUDA -Isrc/core -Isrc/cpu -Isrc/cuda
+  CUDA_LIBS := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudnn -lcublas -lcudart -ldl -lrt
+  CUDA_OBJ  := $(patsubst %.cu,$(BUILD)/obj/%.o,$(wildcard src/cuda/*.cu))
+  CUDA_SO   := $(BUILD)/lib/nd/libnd_cuda.so
+endif
 
 CORE_SRC := $(wildcard src/core/*.c) $(wildcard src/cpu/*.c) $(wildcard src/data/*.c)
 LUA_SRC  := $(wildcard src/lua/*.c)
@@ -36,15 +54,24 @@ CORE_SO := $(BUILD)/lib/nd/core.so
 CTEST   := $(BUILD)/bin/nd-ctest
 
 .PHONY: all deps test asan memcheck clean doctor demo data bench
-all: $(ND_BIN) $(CORE_SO)
+all: $(ND_BIN) $(CORE_SO) $(CUDA_SO)
 
 $(BUILD)/obj/%.o: %.c $(wildcard src/*/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
+$(BUILD)/obj/%.o: %.cu $(wildcard src/*/*.h src/cuda/*.cuh)
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -c $< -o $@
+
 $(ND_BIN): $(CORE_OBJ) $(LUA_OBJ) $(REPL_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDSAN) -rdynamic -o $@ $^ $(LUA_A) -lreadline $(LIBS) -ldl
+
+# The CUDA backend plugin: its core symbols come from the loader (nd or core.so), see cuda_loader.c.
+$(CUDA_SO): $(CUDA_OBJ)
+	@mkdir -p $(dir $@)
+	$(CXX) -shared -o $@ $^ $(CUDA_LIBS) -fopenmp
 
 $(CORE_SO): $(CORE_OBJ) $(LUA_OBJ)
 	@mkdir -p $(dir $@)

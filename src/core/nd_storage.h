@@ -18,7 +18,11 @@ typedef struct nd_device {
 typedef struct nd_storage {
     void *data;          /* 64-byte aligned; NULL when nbytes == 0 */
     int64_t nbytes;
+#ifdef __cplusplus
+    int64_t refcount; /* atomic in C (same size and alignment); C++ (CUDA) code never touches it */
+#else
     _Atomic int64_t refcount;
+#endif
     nd_device device;
     int accounted;       /* set by the Lua binding once the bytes were reported to the GC */
 } nd_storage;

@@ -1,6 +1,7 @@
 /* Lua binding: the tensor userdata, creation, metadata, views, copies, element access,
  * random numbers, raw bytes and memory accounting. Dims and indices are 1-based here. */
 #include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -17,19 +18,70 @@ int nd_lua_error(lua_State *L, const char *fmt, ...)
     return lua_error(L);
 }
 
-nd_tensor *nd_lua_totensor(lua_State *L, int idx)
+nd_tensor *nd_lua_totensor_any(lua_State *L, int idx)
 {
     return (nd_tensor *)luaL_testudata(L, idx, ND_LUA_TENSOR_MT);
 }
 
-nd_tensor *nd_lua_checktensor(lua_State *L, int idx)
+nd_tensor *nd_lua_checktensor_any(lua_State *L, int idx)
 {
-    nd_tensor *t = nd_lua_totensor(L, idx);
+    nd_tensor *t = nd_lua_totensor_any(L, idx);
     if (!t) {
         const char *got = luaL_typename(L, idx);
         nd_lua_error(L, "expected a tensor as argument #%d, got %s", idx, got);
     }
     return t;
+}
+
+static nd_tensor *nd_lua_cpu_only(lua_State *L, int idx, nd_tensor *t)
+{
+    if (t && nd_tensor_device(t).type != ND_DEVICE_CPU) {
+        char s[ND_SHAPE_STR_MAX];
+        lua_pushfstring(L, "expected a CPU tensor, got a cuda:%d tensor %s (this op has no CUDA kernel)",
+                        nd_tensor_device(t).index, nd_tensor_shape_str(t, s, sizeof s));
+        luaL_argerror(L, idx, lua_tostring(L, -1));
+    }
+    return t;
+}
+
+nd_tensor *nd_lua_totensor(lua_State *L, int idx) { return nd_lua_cpu_only(L, idx, nd_lua_totensor_any(L, idx)); }
+
+nd_tensor *nd_lua_checktensor(lua_State *L, int idx)
+{
+    return nd_lua_cpu_only(L, idx, nd_lua_checktensor_any(L, idx));
+}
+
+static const char *nd_lua_device_name(nd_device d, char *buf, size_t n)
+{
+    if (d.type == ND_DEVICE_CPU)
+        snprintf(buf, n, "cpu");
+    else
+        snprintf(buf, n, "cuda:%d", d.index);
+    return buf;
+}
+
+nd_device nd_lua_device_of_dev(lua_State *L, const char *op, int n, const nd_tensor *const *ts)
+{
+    nd_device dev = nd_cpu_device();
+    int seen = 0;
+    for (int i = 0; i < n; i++) {
+        if (!ts[i] || !ts[i]->storage) continue;
+        nd_device d = nd_tensor_device(ts[i]);
+        if (!seen) {
+            dev = d;
+            seen = 1;
+        } else if (d.type != dev.type || d.index != dev.index) {
+            char a[32], b[32];
+            nd_lua_error(L, "%s: expected all tensors on one device, got %s and %s", op,
+                         nd_lua_device_name(dev, a, sizeof a), nd_lua_device_name(d, b, sizeof b));
+        }
+    }
+    return dev;
+}
+
+nd_device_type nd_lua_device_of(lua_State *L, const char *op, int n, const nd_tensor *const *ts)
+{
+    return nd_lua_device_of_dev(L, op, n, ts).type;
 }
 
 nd_tensor *nd_lua_pushempty(lua_State *L, nd_dtype dt)
@@ -170,6 +222,35 @@ static int nd_lua_new_common(lua_State *L, int zero)
 }
 static int l_empty(lua_State *L) { return nd_lua_new_common(L, 0); }
 static int l_zeros(lua_State *L) { return nd_lua_new_common(L, 1); }
+
+void nd_lua_resize_on(lua_State *L, nd_tensor *t, nd_device dev, nd_dtype dt, int ndim, const int64_t *size)
+{
+    nd_device have = nd_tensor_device(t);
+    int on_dev = t->storage && have.type == dev.type && have.index == dev.index;
+    int same = on_dev && t->ndim == ndim && t->dtype == dt && nd_tensor_is_contiguous(t);
+    for (int d = 0; same && d < ndim; d++) same = t->size[d] == size[d];
+    if (same) return;
+    int64_t n = 1;
+    for (int d = 0; d < ndim; d++) n *= size[d];
+    int64_t es = (int64_t)nd_dtype_size(dt);
+    if (on_dev && t->storage->refcount == 1 && t->storage->nbytes >= n * es) {
+        t->dtype = dt;
+        t->offset = 0;
+        t->ndim = ndim;
+        int64_t st = 1;
+        for (int d = ndim - 1; d >= 0; d--) {
+            t->size[d] = size[d];
+            t->stride[d] = st;
+            st *= size[d];
+        }
+        return;
+    }
+    nd_tensor fresh;
+    nd_lua_check(L, nd_tensor_new(&fresh, dt, ndim, size, dev, 0));
+    nd_tensor_release(t);
+    *t = fresh;
+    nd_lua_account(L, t);
+}
 
 void nd_lua_resize(lua_State *L, nd_tensor *t, nd_dtype dt, int ndim, const int64_t *size, int strict)
 {

@@ -16,10 +16,40 @@
 
 int luaopen_nd_core(lua_State *L);
 
-/* The tensor at idx, or a Lua error naming `what` ("argument #2 of mm"). */
+/* Device rule: nd_lua_checktensor / nd_lua_totensor return CPU tensors only and raise
+ * "bad argument #i to 'op' (expected a CPU tensor, got a cuda:0 tensor 2x3 ...)" for a GPU
+ * tensor, so a CPU kernel never sees a device pointer. Bindings that dispatch on the device
+ * (ND_DEVICE_CALL below) fetch their tensors with the _any variants instead. */
+/* The CPU tensor at idx, or a Lua error. */
 nd_tensor *nd_lua_checktensor(lua_State *L, int idx);
-/* The tensor at idx or NULL when it is not one. */
+/* The CPU tensor at idx, NULL when it is not a tensor; a Lua error for a GPU tensor. */
 nd_tensor *nd_lua_totensor(lua_State *L, int idx);
+/* Same on any device. */
+nd_tensor *nd_lua_checktensor_any(lua_State *L, int idx);
+nd_tensor *nd_lua_totensor_any(lua_State *L, int idx);
+/* The device type shared by the n tensors ts (NULL entries and empty tensors are skipped;
+ * ND_DEVICE_CPU when none has storage). Mixed devices raise
+ * "<op>: expected all tensors on one device, got cuda:0 and cpu". */
+nd_device_type nd_lua_device_of(lua_State *L, const char *op, int n, const nd_tensor *const *ts);
+/* The device of the n tensors as an nd_device (index included), same rule. */
+nd_device nd_lua_device_of_dev(lua_State *L, const char *op, int n, const nd_tensor *const *ts);
+/* The CUDA backend is a plugin (build/lib/nd/libnd_cuda.so, built with CUDA=1) loaded on first
+ * use, so that nd starts fast and runs where the CUDA libraries are missing.
+ * nd_lua_cuda_load: 1 when loaded (0 and *why set otherwise; never raises).
+ * nd_lua_cuda_sym: the address of a backend function, or a Lua error naming op when the backend
+ * or the function is missing. */
+int nd_lua_cuda_load(const char **why);
+void *nd_lua_cuda_sym(lua_State *L, const char *op, const char *name);
+/* st = ND_DEVICE_CALL(L, op, devtype, fn, args...) calls fn_cuda(args) (from the plugin, looked up
+ * once per call site) for ND_DEVICE_CUDA and fn_cpu(args) otherwise. fn_cuda must be declared
+ * (the family header in src/cuda); a missing one is a Lua error, not a link error. */
+#define ND_DEVICE_CALL(L, op, dev, fn, ...)                                                    \
+    ((dev) == ND_DEVICE_CUDA ? __extension__({                                                 \
+        static void *nd_sym_;                                                                  \
+        if (!nd_sym_) nd_sym_ = nd_lua_cuda_sym((L), (op), #fn "_cuda");                       \
+        ((__typeof__(&fn##_cuda))nd_sym_)(__VA_ARGS__);                                        \
+    })                                                                                         \
+                             : fn##_cpu(__VA_ARGS__))
 /* Pushes a new userdata holding an empty tensor of dtype dt; fill it in place. */
 nd_tensor *nd_lua_pushempty(lua_State *L, nd_dtype dt);
 /* Pushes a new contiguous tensor (zero-filled when zero != 0); raises on failure. */
@@ -36,6 +66,10 @@ void nd_lua_account(lua_State *L, nd_tensor *t);
  * or not. Else a fresh storage (CPU when strict, t's device otherwise), reported via
  * nd_lua_account. */
 void nd_lua_resize(lua_State *L, nd_tensor *t, nd_dtype dt, int ndim, const int64_t *size, int strict);
+/* The strict rule of nd_lua_resize on device dev (OUT arguments of device-dispatched ops): t is
+ * kept when contiguous with that shape and dtype on dev, its storage reused from offset 0 when
+ * unshared, on dev and large enough; else a fresh storage on dev. */
+void nd_lua_resize_on(lua_State *L, nd_tensor *t, nd_device dev, nd_dtype dt, int ndim, const int64_t *size);
 /* Pushes a real result: a Lua integer when v is integral and exact, else a float. */
 void nd_lua_pushreal(lua_State *L, double v);
 /* Raises a Lua error with a formatted message (lua_pushfstring formats: %s %d %f %p %c %%),
