@@ -122,6 +122,174 @@ static void ND_F(ns_backward_one)(ND_T *GA, const ND_T *GD, const ND_T *sv, cons
         GA[i] = (ND_T)(GY[i] / s + (gs / s) * A[i]);
 }
 
+static int ND_F(symmetric)(const ND_T *A, int64_t d)
+{
+    for (int64_t i = 0; i < d; i++)
+        for (int64_t j = 0; j < i; j++)
+            if (A[i * d + j] != A[j * d + i]) return 0;
+    return 1;
+}
+
+/* Eigen-decomposition in place (LAPACK ?syevd, divide and conquer): a (d x d, symmetric) becomes
+ * the eigenvectors as rows (column-major columns), w the ascending eigenvalues. Returns info. */
+static int ND_F(syevd)(ND_T *a, ND_T *w, int64_t d)
+{
+    int nn = (int)d, lwork = -1, liwork = -1, info = 0, iw = 0;
+    ND_T wq = 0;
+    ND_LAPACK_SYEVD("V", "L", &nn, a, &nn, w, &wq, &lwork, &iw, &liwork, &info);
+    if (info != 0) return info;
+    lwork = (int)wq + 1;
+    liwork = iw + 1;
+    ND_T *work = (ND_T *)malloc(sizeof(ND_T) * (size_t)lwork);
+    int *iwork = (int *)malloc(sizeof(int) * (size_t)liwork);
+    if (!work || !iwork) {
+        free(work);
+        free(iwork);
+        return -1000;
+    }
+    ND_LAPACK_SYEVD("V", "L", &nn, a, &nn, w, work, &lwork, iwork, &liwork, &info);
+    free(work);
+    free(iwork);
+    return info;
+}
+
+/* ---- eigen-basis evaluation of the same Newton-Schulz polynomial (large d) ----
+ * Every iterate is a polynomial in An = A/s, so for symmetric A = Q^T diag(lam) Q (rows of Q are
+ * eigenvectors; An has eigenvalues lam) the n steps give Z_n = Q^T diag(p(lam)) Q with p the
+ * scalar recursion y0 = lam, z0 = 1, t = (3 - z y)/2, y <- y t, z <- t z. Its derivative (in any,
+ * not only symmetric, direction) is Q^T (Lw o (Q E Q^T)) Q with the Loewner matrix of divided
+ * differences Lw_ij = p[lam_i, lam_j], computed by the same recursion on pairs (no cancellation),
+ * so forward and backward equal the iterate-by-iterate versions up to rounding, at the cost of
+ * one eigendecomposition and 5 products instead of ~40. `saved` layout on this path: slot 0 = Q,
+ * slot 1 row 0 = lam, slot 3n+1 = [s, ND_ISQRT_EIG_TAG, 0...]. */
+static void ND_F(eig_poly)(double lam, int n, double *z)
+{
+    double y = lam, zz = 1;
+    for (int k = 0; k < n; k++) {
+        double t = 0.5 * (3 - zz * y);
+        y *= t;
+        zz *= t;
+    }
+    *z = zz;
+}
+
+/* Lw (d x d, symmetric) = divided differences of p at the pairs of lam. */
+static void ND_F(eig_loewner)(double *Lw, const double *lam, int64_t d, int n)
+{
+#pragma omp parallel for schedule(dynamic, 16) if (d >= 128)
+    for (int64_t i = 0; i < d; i++)
+        for (int64_t j = i; j < d; j++) {
+            double ya = lam[i], yb = lam[j], za = 1, zb = 1, dy = 1, dz = 0;
+            for (int k = 0; k < n; k++) {
+                double ta = 0.5 * (3 - za * ya), tb = 0.5 * (3 - zb * yb);
+                double dt = -0.5 * (dz * yb + za * dy); /* (z y)[a,b] = z[a,b] y(b) + z(a) y[a,b] */
+                double dyn = dy * tb + ya * dt, dzn = dt * zb + ta * dz;
+                ya *= ta;
+                yb *= tb;
+                za *= ta;
+                zb *= tb;
+                dy = dyn;
+                dz = dzn;
+            }
+            Lw[i * d + j] = Lw[j * d + i] = dz;
+        }
+}
+
+/* One symmetric matrix by eigendecomposition. sv: the saved slots or NULL; work: 2 d x d + 3 d
+ * scalars of ND_T plus LAPACK space (allocated here). Returns 0, -1 (bad norm), -2 (LAPACK or
+ * memory failure). */
+static int ND_F(eig_forward_one)(ND_T *Dout, ND_T *sv, const ND_T *A, int64_t d, int n)
+{
+    const int64_t dd = d * d;
+    double ss = 0;
+    for (int64_t i = 0; i < dd; i++)
+        ss += (double)A[i] * A[i];
+    const double s = sqrt(ss);
+    if (!(s > 0) || !isfinite(s)) return -1;
+    ND_T *Q = sv ? sv : (ND_T *)malloc(sizeof(ND_T) * (size_t)dd);
+    ND_T *W = (ND_T *)malloc(sizeof(ND_T) * (size_t)(dd + d));
+    if (!Q || !W) {
+        if (!sv) free(Q);
+        free(W);
+        return -2;
+    }
+    ND_T *lam = W + dd;
+    for (int64_t i = 0; i < dd; i++)
+        Q[i] = (ND_T)(A[i] / s);
+    int info = ND_F(syevd)(Q, lam, d);
+    if (info != 0) {
+        if (!sv) free(Q);
+        free(W);
+        return -2;
+    }
+    /* LAPACK wrote eigenvectors as columns of a column-major array: rows of Q here. */
+    const double r = 1.0 / sqrt(s);
+    for (int64_t i = 0; i < d; i++) {
+        double z;
+        ND_F(eig_poly)((double)lam[i], n, &z);
+        const ND_T f = (ND_T)(z * r);
+        for (int64_t j = 0; j < d; j++)
+            W[i * d + j] = f * Q[i * d + j];
+    }
+    ND_GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)d, (int)d, (int)d, 1, Q, (int)d, W, (int)d, 0, Dout, (int)d);
+    if (sv) {
+        memcpy(sv + dd, lam, sizeof(ND_T) * (size_t)d);
+        ND_T *slot = sv + (int64_t)(3 * n + 1) * dd;
+        memset(slot, 0, sizeof(ND_T) * (size_t)dd);
+        slot[0] = (ND_T)s;
+        slot[1] = (ND_T)ND_ISQRT_EIG_TAG;
+    } else {
+        free(Q);
+    }
+    free(W);
+    return 0;
+}
+
+/* The backward of eig_forward_one (GA not symmetrised, as the iterate backward). */
+static int ND_F(eig_backward_one)(ND_T *GA, const ND_T *GD, const ND_T *sv, const ND_T *A, int64_t d, int n)
+{
+    const int64_t dd = d * d;
+    const ND_T *Q = sv, *lamT = sv + dd;
+    const double s = (double)sv[(int64_t)(3 * n + 1) * dd], rs = 1.0 / sqrt(s);
+    double *lam = (double *)malloc(sizeof(double) * (size_t)(dd + d));
+    ND_T *T1 = (ND_T *)malloc(sizeof(ND_T) * (size_t)(2 * dd));
+    if (!lam || !T1) {
+        free(lam);
+        free(T1);
+        return -1;
+    }
+    double *Lw = lam + d;
+    ND_T *M = T1 + dd;
+    for (int64_t i = 0; i < d; i++)
+        lam[i] = (double)lamT[i];
+    ND_F(eig_loewner)(Lw, lam, d, n);
+    /* M = Q (GD / sqrt s) Q^T */
+    ND_GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)d, (int)d, (int)d, (ND_T)rs, GD, (int)d, Q, (int)d, 0, T1,
+            (int)d);
+    ND_GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)d, (int)d, (int)d, 1, Q, (int)d, T1, (int)d, 0, M, (int)d);
+    double gdd = 0; /* <GD, D> = sum_i (p_i / sqrt s) (Q GD Q^T)_ii = sum_i p_i M_ii */
+    for (int64_t i = 0; i < d; i++) {
+        double z;
+        ND_F(eig_poly)(lam[i], n, &z);
+        gdd += z * (double)M[i * d + i];
+    }
+    for (int64_t i = 0; i < dd; i++)
+        M[i] = (ND_T)(M[i] * Lw[i]);
+    /* G_An = Q^T M Q */
+    ND_GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)d, (int)d, (int)d, 1, M, (int)d, Q, (int)d, 0, T1, (int)d);
+    ND_GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)d, (int)d, (int)d, 1, Q, (int)d, T1, (int)d, 0, M, (int)d);
+    /* gs = dL/ds = -0.5 <GD, D>/s - <G_An, A>/s^2 */
+    double gya = 0;
+    for (int64_t i = 0; i < dd; i++)
+        gya += (double)M[i] * A[i];
+    const double gs = -0.5 * gdd / s - gya / (s * s);
+    for (int64_t i = 0; i < dd; i++)
+        GA[i] = (ND_T)(M[i] / s + (gs / s) * A[i]);
+    free(lam);
+    free(T1);
+    return 0;
+}
+
 /* Batch drivers over g matrices. Return 0, -1 when out of memory, or 1 + the index of a matrix
  * whose Frobenius norm is zero or not finite. */
 static int64_t ND_F(ns_forward)(ND_T *D, ND_T *sv, const ND_T *A, int64_t g, int64_t d, int n)
@@ -143,9 +311,14 @@ static int64_t ND_F(ns_forward)(ND_T *D, ND_T *sv, const ND_T *A, int64_t g, int
             }
         }
     } else {
-        for (int64_t i = 0; i < g && !bad; i++)
-            if (ND_F(ns_forward_one)(D + i * dd, sv ? sv + i * slots * dd : NULL, work, A + i * dd, d, n, 0))
-                bad = i + 1;
+        for (int64_t i = 0; i < g && !bad; i++) {
+            ND_T *svi = sv ? sv + i * slots * dd : NULL;
+            const ND_T *Ai = A + i * dd;
+            int r = nd_isqrt_use_eig(d, n) && ND_F(symmetric)(Ai, d) ? ND_F(eig_forward_one)(D + i * dd, svi, Ai, d, n)
+                                                                   : ND_F(ns_forward_one)(D + i * dd, svi, work, Ai, d, n, 0);
+            if (r == -2) bad = -1;
+            else if (r) bad = i + 1;
+        }
     }
     free(work);
     return bad;
@@ -163,8 +336,17 @@ static int ND_F(ns_backward)(ND_T *GA, const ND_T *GD, const ND_T *sv, const ND_
             ND_F(ns_backward_one)
             (GA + i * dd, GD + i * dd, sv + i * slots * dd, A + i * dd, work + i * 5 * dd, d, n, 1);
     } else {
-        for (int64_t i = 0; i < g; i++)
-            ND_F(ns_backward_one)(GA + i * dd, GD + i * dd, sv + i * slots * dd, A + i * dd, work, d, n, 0);
+        for (int64_t i = 0; i < g; i++) {
+            const ND_T *svi = sv + i * slots * dd;
+            if (n >= 1 && svi[(int64_t)(3 * n + 1) * dd + 1] == (ND_T)ND_ISQRT_EIG_TAG) {
+                if (ND_F(eig_backward_one)(GA + i * dd, GD + i * dd, svi, A + i * dd, d, n)) {
+                    free(work);
+                    return -1;
+                }
+            } else {
+                ND_F(ns_backward_one)(GA + i * dd, GD + i * dd, svi, A + i * dd, work, d, n, 0);
+            }
+        }
     }
     free(work);
     return 0;
@@ -181,18 +363,53 @@ static int ND_F(ns_backward)(ND_T *GA, const ND_T *GD, const ND_T *sv, const ND_
 #include "nd_cpu_deconv.h"
 
 #define ND_ISQRT_SMALL 24
+/* Matrices of at least this size (and symmetric) take the eigen-basis path; ND_ISQRT_METHOD=ns
+ * in the environment forces the iterate-by-iterate products (the reference), =eig forces the
+ * eigen path from d = ND_ISQRT_SMALL + 1. */
+#define ND_ISQRT_EIG_MIN 64
+#define ND_ISQRT_EIG_TAG 7.25 /* marks a `saved` filled by the eigen path (exact in float) */
+
+/* LAPACK (OpenBLAS ships it): divide-and-conquer symmetric eigensolver. */
+void ssyevd_(const char *jobz, const char *uplo, const int *n, float *a, const int *lda, float *w, float *work,
+             const int *lwork, int *iwork, const int *liwork, int *info);
+void dsyevd_(const char *jobz, const char *uplo, const int *n, double *a, const int *lda, double *w, double *work,
+             const int *lwork, int *iwork, const int *liwork, int *info);
+
+static int nd_isqrt_mode = -1; /* ND_ISQRT_AUTO / _NS / _EIG; -1: not read from the environment yet */
+
+int nd_isqrt_set_method(int method)
+{
+    if (nd_isqrt_mode < 0) {
+        const char *e = getenv("ND_ISQRT_METHOD");
+        nd_isqrt_mode = e && strcmp(e, "ns") == 0 ? ND_ISQRT_NS : e && strcmp(e, "eig") == 0 ? ND_ISQRT_EIG : ND_ISQRT_AUTO;
+    }
+    int old = nd_isqrt_mode;
+    if (method >= 0) nd_isqrt_mode = method;
+    return old;
+}
+
+static int nd_isqrt_use_eig(int64_t d, int n)
+{
+    int mode = nd_isqrt_set_method(-1);
+    if (n < 1 || mode == ND_ISQRT_NS) return 0;
+    return d >= (mode == ND_ISQRT_EIG ? ND_ISQRT_SMALL + 1 : ND_ISQRT_EIG_MIN);
+}
 
 #define ND_T float
 #define ND_F(name) nd_isqrt_##name##_f32
 #define ND_GEMM cblas_sgemm
+#define ND_LAPACK_SYEVD ssyevd_
 #include "isqrt.c"
+#undef ND_LAPACK_SYEVD
 #undef ND_T
 #undef ND_F
 #undef ND_GEMM
 #define ND_T double
 #define ND_F(name) nd_isqrt_##name##_f64
 #define ND_GEMM cblas_dgemm
+#define ND_LAPACK_SYEVD dsyevd_
 #include "isqrt.c"
+#undef ND_LAPACK_SYEVD
 #undef ND_T
 #undef ND_F
 #undef ND_GEMM

@@ -50,6 +50,18 @@ int64_t nd_isqrt_saved_slots(int iters);
  * output of the shape documented above. Fails (ND_ERR_NUMERIC) when some s is 0 or not finite. */
 nd_status nd_isqrt_forward_cpu(nd_tensor *D, nd_tensor *saved, const nd_tensor *A, int iters);
 
+/* How large symmetric matrices are evaluated (isqrt.c): ND_ISQRT_AUTO (default; the
+ * ND_ISQRT_METHOD environment variable, "ns" or "eig", sets the initial value) takes the eigen
+ * basis for d >= 64: one symmetric eigendecomposition, D = Q^T diag(p(lam)) Q with p the scalar
+ * Newton-Schulz recursion, and the backward through the Loewner matrix of p's divided
+ * differences: the same function and gradient as the iterate products up to rounding, with 5
+ * products instead of ~40. ND_ISQRT_NS forces the iterate products (the reference), ND_ISQRT_EIG
+ * the eigen path from d = 25. Non-symmetric A always takes the products. Returns the previous
+ * setting; method < 0 only reads it. The `saved` layout then differs (see isqrt.c) but keeps its
+ * shape; the backward recognises which path filled it. */
+enum { ND_ISQRT_AUTO = 0, ND_ISQRT_NS = 1, ND_ISQRT_EIG = 2 };
+int nd_isqrt_set_method(int method);
+
 /* GA = dL/dA from GD = dL/dD (spec 3.4, every Newton-Schulz step differentiated, A treated as a
  * general matrix: GA is NOT symmetrised). saved and A as given to / filled by the forward. */
 nd_status nd_isqrt_backward_cpu(nd_tensor *GA, const nd_tensor *GD, const nd_tensor *saved, const nd_tensor *A,

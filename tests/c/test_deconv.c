@@ -332,6 +332,100 @@ static void test_isqrt_backward(void)
     td_ns_gradcheck(1, 6, 0, 0);  /* zero iterations: D = I / sqrt(s) */
 }
 
+/* The eigen-basis path (large symmetric matrices) against the iterate products (the reference):
+ * same D and same GA (random, non-symmetric GD) in float64 and float32, full-rank and
+ * rank-deficient; and its own finite-difference check (perturbed matrices are not symmetric, so
+ * the finite differences run through the product path: the two paths define one function). */
+/* Fills D[k], GA[k] (float64 copies) for method k (0 products, 1 eigen) in dtype dt. */
+static void td_isqrt_run(nd_tensor *D, nd_tensor *GA, const nd_tensor *A64, const nd_tensor *R64, nd_dtype dt,
+                         int method, int iters)
+{
+    nd_tensor A, R, d, sv, ga;
+    nd_tensor_clone(&A, A64, dt);
+    nd_tensor_clone(&R, R64, dt);
+    nd_tensor_init_empty(&d, dt);
+    nd_tensor_init_empty(&sv, dt);
+    nd_tensor_init_empty(&ga, dt);
+    int old = nd_isqrt_set_method(method);
+    ND_CHECK_OK(nd_isqrt_forward_cpu(&d, &sv, &A, iters));
+    ND_CHECK_OK(nd_isqrt_backward_cpu(&ga, &R, &sv, &A, iters));
+    nd_isqrt_set_method(old);
+    nd_tensor_clone(D, &d, ND_DTYPE_F64);
+    nd_tensor_clone(GA, &ga, ND_DTYPE_F64);
+    nd_tensor *all[5] = {&A, &R, &d, &sv, &ga};
+    for (int i = 0; i < 5; i++)
+        nd_tensor_release(all[i]);
+}
+
+static double td_relerr(const nd_tensor *a, const nd_tensor *ref)
+{
+    double e = 0;
+    for (int64_t i = 0; i < nd_tensor_numel(a); i++)
+        e = fmax(e, fabs(td_d(a)[i] - td_d(ref)[i]));
+    return e / td_maxabs(td_d(ref), nd_tensor_numel(ref));
+}
+
+/* err[0]: eig vs products in float64 (D and GA); err[1]: eig float32 vs the float64 reference;
+ * err[2]: products float32 vs the float64 reference. */
+static void td_eig_vs_ns_one(double *err, int64_t d, int iters, int deficient)
+{
+    const int64_t m = deficient ? d / 3 + 1 : 2 * d;
+    nd_tensor A = td_new(ND_DTYPE_F64, 2, d, d, 0, 0), R = td_new(ND_DTYPE_F64, 2, d, d, 0, 0);
+    td_fill(&R, 1.0);
+    double *X = malloc(sizeof(double) * (size_t)(m * d));
+    for (int64_t i = 0; i < m * d; i++)
+        X[i] = td_rand() * (1.0 + (double)(i % d) / (double)d);
+    for (int64_t i = 0; i < d; i++)
+        for (int64_t j = 0; j <= i; j++) {
+            double s = 0;
+            for (int64_t r = 0; r < m; r++)
+                s += X[r * d + i] * X[r * d + j];
+            td_d(&A)[i * d + j] = td_d(&A)[j * d + i] = s / (double)m + (i == j ? 1e-5 : 0.0);
+        }
+    free(X);
+    nd_tensor D[4], GA[4]; /* ns64, eig64, eig32, ns32 */
+    td_isqrt_run(&D[0], &GA[0], &A, &R, ND_DTYPE_F64, ND_ISQRT_NS, iters);
+    td_isqrt_run(&D[1], &GA[1], &A, &R, ND_DTYPE_F64, ND_ISQRT_EIG, iters);
+    td_isqrt_run(&D[2], &GA[2], &A, &R, ND_DTYPE_F32, ND_ISQRT_EIG, iters);
+    td_isqrt_run(&D[3], &GA[3], &A, &R, ND_DTYPE_F32, ND_ISQRT_NS, iters);
+    for (int k = 1; k < 4; k++)
+        err[k - 1] = fmax(td_relerr(&D[k], &D[0]), td_relerr(&GA[k], &GA[0]));
+    for (int k = 0; k < 4; k++) {
+        nd_tensor_release(&D[k]);
+        nd_tensor_release(&GA[k]);
+    }
+    nd_tensor_release(&A);
+    nd_tensor_release(&R);
+}
+
+static void test_isqrt_eig(void)
+{
+    const int64_t ds[4] = {25, 40, 64, 150};
+    const int its[3] = {1, 5, 15};
+    double worst[3] = {0, 0, 0};
+    for (int a = 0; a < 4; a++)
+        for (int b = 0; b < 3; b++)
+            for (int def = 0; def < 2; def++) {
+                double e[3];
+                td_eig_vs_ns_one(e, ds[a], its[b], def);
+                /* float64: the same numbers; float32: the eigen path within 4x of the float64
+                 * truth distance of the float32 products (rank-deficient 15-step cases amplify rounding) */
+                int ok = e[0] < 1e-9 && e[1] < fmax(4 * e[2], 1e-4);
+                ND_CHECK(ok);
+                if (!ok || getenv("ND_TEST_VERBOSE"))
+                    fprintf(stderr, "  isqrt eig vs ns: d %lld iters %d deficient %d: f64 %g, f32 eig %g, f32 ns %g\n",
+                            (long long)ds[a], its[b], def, e[0], e[1], e[2]);
+                for (int k = 0; k < 3; k++)
+                    worst[k] = fmax(worst[k], e[k]);
+            }
+    int old = nd_isqrt_set_method(ND_ISQRT_EIG);
+    for (int b = 0; b < 3; b++)
+        td_ns_gradcheck(1, 27, its[b], 0);
+    td_ns_gradcheck(1, 26, 5, 1);
+    td_ns_gradcheck(2, 26, 3, 0);
+    nd_isqrt_set_method(old);
+}
+
 /* ---- naive convolution (double; x any strides, W contiguous (Cout, C/groups, k, k)) ---- */
 
 typedef struct td_conv {
@@ -1072,6 +1166,7 @@ void nd_test_deconv(void)
     test_isqrt_saturation();
     test_isqrt_batched();
     test_isqrt_backward();
+    test_isqrt_eig();
     test_im2col();
     test_chain_gradients();
     test_forward_equivalence();
