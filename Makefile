@@ -53,7 +53,7 @@ ND_BIN  := $(BUILD)/bin/nd
 CORE_SO := $(BUILD)/lib/nd/core.so
 CTEST   := $(BUILD)/bin/nd-ctest
 
-.PHONY: all deps test asan memcheck clean doctor demo data bench
+.PHONY: all deps test asan memcheck clean doctor demo data bench gpu-pack
 all: $(ND_BIN) $(CORE_SO) $(CUDA_SO)
 
 $(BUILD)/obj/%.o: %.c $(wildcard src/*/*.h)
@@ -108,6 +108,11 @@ data-%: $(ND_BIN)
 
 doctor:
 	@sh scripts/doctor.sh
+
+# The GPU check's carry: build/gpu-carry.tar.xz (binaries, host libraries, a CIFAR-10 subset);
+# on the GPU machine: sh scripts/gpu-check.sh (see that script).
+gpu-pack:
+	@BUILD=$(BUILD) sh scripts/gpu-check.sh pack
 
 clean:
 	rm -rf build build-asan

@@ -66,6 +66,9 @@ print(string.format('all 8 layers: sgemm %.1f GFLOP/s | forward %.1f GFLOP/s (%.
 local _, scratch, parallel = core.conv_config()
 print(string.format('column scratch %.1f MiB; parallel copy loops: %s; %% = share of the same-shape sgemm',
   scratch / 2 ^ 20, tostring(parallel)))
+print(string.format('Winograd F(2x2,3x3) mode: %s (ND_CONV_WINOGRAD=off|auto|force; auto takes 3x3 stride-1',
+  os.getenv('ND_CONV_WINOGRAD') or 'auto'))
+print('layers with >= 32 planes on both sides, so % can pass 100%; bench/layers.lua compares per layer)')
 print('(backward = both GEMMs: grad input and grad weight). The copy loops run on OpenMP threads')
 print('only with OMP_WAIT_POLICY=PASSIVE (or a small GOMP_SPINCOUNT): spinning OpenMP workers would')
 print('steal a core from the OpenBLAS threads of the next GEMM.')

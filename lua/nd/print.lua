@@ -55,9 +55,9 @@ return function(nd, Tensor, core)
 
   function Tensor.__tostring(t)
     local ndim = core.dim(t)
-    local footer = string.format('[%s of size %s]', t:type(), nd.shape(t))
-    if ndim == 0 then return string.format('[%s with no dimension]', t:type()) end
-    if core.device(t) ~= 'cpu' then t = t:float() end
+    local footer = nd._footer(t)
+    if ndim == 0 then return footer end
+    if core.device(t) ~= 'cpu' then t = core.clone(t, core.dtype(t), 'cpu') end -- values via the host
     local summarise = core.numel(t) > LIMIT
     local sizes = core.size(t)
     local idx = {}

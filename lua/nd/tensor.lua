@@ -9,6 +9,9 @@ return function(nd, Tensor, core)
     float = 'float32', double = 'float64', long = 'int64', byte = 'uint8', int = 'int64',
     float32 = 'float32', float64 = 'float64', int64 = 'int64', uint8 = 'uint8',
     ['torch.CudaTensor'] = 'float32', ['nd.CudaTensor'] = 'float32',
+    ['torch.CudaDoubleTensor'] = 'float64', ['nd.CudaDoubleTensor'] = 'float64',
+    ['torch.CudaLongTensor'] = 'int64', ['nd.CudaLongTensor'] = 'int64',
+    ['torch.CudaByteTensor'] = 'uint8', ['nd.CudaByteTensor'] = 'uint8',
   }
   local default_dtype = 'float32'
 
@@ -236,9 +239,13 @@ return function(nd, Tensor, core)
   function Tensor.long(t) return t:type('int64') end
   Tensor.int = Tensor.long
   function Tensor.byte(t) return t:type('uint8') end
+  -- t:to('cpu' | 'cuda' | 'cuda:N' | dtype | type name): t itself when nothing changes.
   function Tensor.to(t, what)
-    if what == 'cuda' or what == 'cpu' then
-      if core.device(t) == what then return t end
+    if what == 'cpu' or (type(what) == 'string' and what:match('^cuda')) then
+      local d, i = core.device(t)
+      if what == 'cpu' and d == 'cpu' then return t end
+      if what == 'cuda' and d == 'cuda' then return t end
+      if d == 'cuda' and what == 'cuda:' .. i then return t end
       return core.clone(t, core.dtype(t), what)
     end
     return t:type(what)
@@ -251,9 +258,22 @@ return function(nd, Tensor, core)
   function Tensor.set(t, src) return core.set(t, src) end
   function Tensor.resize(t, ...) return core.resize(t, sizes_of(...)) end
   function Tensor.resizeAs(t, other) return core.resize(t, core.size(other)) end
-  function Tensor.new(t, ...) return construct(core.dtype(t), ...) end
-  function Tensor.fill(t, v) return core.fill(t, v) end
-  function Tensor.zero(t) return core.fill(t, 0) end
+  -- t:new(...): a new tensor of t's dtype on t's device (Torch7).
+  function Tensor.new(t, ...)
+    local d, i = core.device(t)
+    if d == 'cpu' or select('#', ...) == 0 then return construct(core.dtype(t), ...) end
+    local a = ...
+    if istensor(a) or (type(a) == 'table' and getmetatable(a) ~= Size) then
+      return core.clone(construct(core.dtype(t), ...), nil, 'cuda:' .. i)
+    end
+    return core.empty(core.dtype(t), sizes_of(...), 'cuda:' .. i)
+  end
+  -- fill/zero: GPU tensors through the CUDA fill kernel (copy.cu).
+  function Tensor.fill(t, v)
+    if core.device(t) == 'cuda' then return core.cuda_fill(t, v) end
+    return core.fill(t, v)
+  end
+  function Tensor.zero(t) return Tensor.fill(t, 0) end
   -- in-place random fills from the global generator (Torch7 names)
   function Tensor.uniform(t, a, b) return core.rand(t, a or 0, b or 1) end
   function Tensor.normal(t, mean, std) return core.randn(t, mean or 0, std or 1) end
@@ -384,9 +404,14 @@ return function(nd, Tensor, core)
     end
   end
   mt.__tostring = function(t) return Tensor.__tostring(t) end
-  function Tensor.__tostring(t)
-    return string.format('[%s of size %s]', t:type(), shape(t))
+  -- The footer of a printed tensor: [nd.FloatTensor of size 2x3], [nd.CudaTensor of size 2x3 on cuda:0].
+  function nd._footer(t)
+    local d, i = core.device(t)
+    local where = d == 'cuda' and (' on cuda:' .. i) or ''
+    if core.dim(t) == 0 then return string.format('[%s with no dimension%s]', t:type(), where) end
+    return string.format('[%s of size %s%s]', t:type(), shape(t), where)
   end
+  function Tensor.__tostring(t) return nd._footer(t) end
 
   -- ---- conversions to Lua ----
   function Tensor.totable(t)

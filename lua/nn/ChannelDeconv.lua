@@ -7,8 +7,13 @@
 -- Quirk kept from the reference (HEAD): the matrix is the UNCENTRED second moment of the
 -- sampled columns while the data it multiplies is centred. The first training batch copies its
 -- statistics into the running buffers; later batches blend them by momentum.
+-- Device-neutral: the whitening runs where the input and the buffers are (model:cuda() moves
+-- runningMean1 / runningDeconv; runningMean2 / runningVar are host numbers, as the reference's
+-- scalars). On a GPU, a training forward on an input WITH leftover channels reads its two scalar
+-- statistics back to the host (one stream synchronisation); without leftovers nothing waits.
 local nd = require('nd')
 local util = require('nn.util')
+local Deconv = require('nn.Deconv')
 
 local ChannelDeconv, parent = nd.class('nn.ChannelDeconv', 'nn.Module')
 
@@ -26,7 +31,7 @@ function ChannelDeconv:__init(block, opt)
   self.runningMean2 = 0
   self.runningVar = 1
   self.numBatchesTracked = 0
-  self._stateFields = {'_saved'}
+  self._stateFields = {'_saved', '_savedDevice'}
 end
 
 function ChannelDeconv:updateOutput(input)
@@ -38,7 +43,7 @@ function ChannelDeconv:updateOutput(input)
   local core = nd.core
   if self.train then
     local y, mean1, D, mean2, var2, saved = core.channel_deconv_forward(input, self.block, self.eps, self.iters, self.samplingStride)
-    self._saved = saved
+    self._saved, self._savedDevice = saved, Deconv.devname(input)
     local m = self.numBatchesTracked == 0 and 1 or self.momentum
     self.runningMean1:mul(1 - m):add(m, mean1)
     self.runningDeconv:mul(1 - m):add(m, D)
@@ -58,6 +63,7 @@ function ChannelDeconv:updateGradInput(input, gradOutput)
   if not self._saved then
     util.fail(self, 'backward needs a training-mode forward first (the evaluation path has no backward)')
   end
+  Deconv.checkSavedDevice(self, gradOutput)
   self.gradInput = nd.core.channel_deconv_backward(gradOutput, self._saved)
   return self.gradInput
 end

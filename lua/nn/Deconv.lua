@@ -11,11 +11,30 @@
 --      freezeIter=100, groups=1, dilation=1, bias=true.
 -- Weight nOut x nIn/groups x kH x kW, bias nOut; buffers runningMean (F, or k*k*nIn when
 -- groups > 1), runningDeconv (F x F, or groups x F x F).
+-- Device-neutral: every tensor of a call lives on the module's device (model:cuda() moves the
+-- weights and buffers; the kernels run where their tensors are, nothing is copied to the host
+-- per step). The statistics saved by a training forward are only valid on that device: a
+-- backward on another device (a conversion in between) is an error.
 local nd = require('nd')
 local util = require('nn.util')
 local conv = require('nn.conv_ops')
 
 local Deconv, parent = nd.class('nn.Deconv', 'nn.Module')
+
+-- 'cpu' or 'cuda:N': where tensor t lives.
+local function devname(t)
+  local d, i = nd.core.device(t)
+  return d == 'cuda' and ('cuda:' .. i) or 'cpu'
+end
+Deconv.devname = devname
+
+-- Fails unless the statistics saved by the training forward live where the backward runs.
+function Deconv.checkSavedDevice(self, t)
+  if self._saved and self._savedDevice ~= devname(t) then
+    util.fail(self, 'backward on %s after a training forward on %s (the module was converted in between): run forward again',
+      devname(t), tostring(self._savedDevice))
+  end
+end
 
 local function gcd(a, b) while b ~= 0 do a, b = b, a % b end return a end
 
@@ -70,7 +89,7 @@ function Deconv:__init(nIn, nOut, kW, kH, dW, dH, padW, padH, opt)
     self.runningMean = nd.zeros(kW * kW * nIn)
     self.runningDeconv = nd.eye(F):view(1, F, F):expand(groups, F, F):clone()
   end
-  self._stateFields = {'_saved', '_Wf', '_bf', '_D', '_mu', '_GW', '_Gb0', '_evalKey'}
+  self._stateFields = {'_saved', '_savedDevice', '_Wf', '_bf', '_D', '_mu', '_GW', '_Gb0', '_evalKey'}
   self:reset()
 end
 
@@ -103,7 +122,7 @@ function Deconv:statistics(input)
   local s = self.samplingStride * self.dW
   local X = core.deconv_im2col(input, self.kW, self.padW, self.dilation, s, self.block, self.groups)
   local mu, D, saved = core.deconv_stats_forward(X, self.groups, self.eps, self.iters)
-  self._saved = saved
+  self._saved, self._savedDevice = saved, devname(input)
   local m = self.momentum
   self.runningMean:mul(1 - m):add(m, mu)
   self.runningDeconv:mul(1 - m):add(m, D)
@@ -155,8 +174,14 @@ function Deconv:updateGradInput(input, gradOutput)
   local batched = input:dim() == 4
   local x = batched and input or input:view(1, table.unpack(input:size():totable()))
   local go = batched and gradOutput or gradOutput:view(1, table.unpack(gradOutput:size():totable()))
+  Deconv.checkSavedDevice(self, x)
   local p = self:params()
-  local gx, GWf, Gb = conv.backward(x, go, self._Wf, p, true, true)
+  -- the convolution's gradients, allocated on the module's device
+  local dt, dev = core.dtype(self._Wf), devname(self._Wf)
+  local GWf = core.zeros(dt, core.size(self._Wf), dev)
+  local Gb = core.zeros(dt, {core.size(self._Wf, 1)}, dev)
+  local gx = core.conv2d_backward(nil, GWf, Gb, x, go, self._Wf, 1, p.kW, p.kH, p.dW, p.dH, p.padW, p.padH,
+                                  p.dilW, p.dilH, p.groups)
   local GW, Gb0, GD, Gmu = core.deconv_fold_backward(GWf, Gb, self.weight, self._D, self._mu, self.groups, 'strided')
   self._GW, self._Gb0 = GW, Gb0
   if self._saved then

@@ -3,6 +3,7 @@
 -- Each input row is cut into nIn/B contiguous blocks of B features; all blocks share one
 -- B x B covariance; D = Newton-Schulz C^{-1/2} is folded into the weight.
 -- opt: block=512, iters=5, eps=1e-5, momentum=0.1, bias=true.
+-- Device-neutral like nn.Deconv: everything runs where the module's tensors are.
 local nd = require('nd')
 local util = require('nn.util')
 local Deconv = require('nn.Deconv')
@@ -26,7 +27,7 @@ function DeconvLinear:__init(nIn, nOut, opt)
   end
   self.runningMean = nd.zeros(self.block)
   self.runningDeconv = nd.eye(self.block)
-  self._stateFields = {'_saved', '_Wf', '_D', '_mu', '_GW', '_Gb0', '_x'}
+  self._stateFields = {'_saved', '_savedDevice', '_Wf', '_D', '_mu', '_GW', '_Gb0', '_x'}
   self:reset()
 end
 
@@ -50,7 +51,7 @@ function DeconvLinear:updateOutput(input)
     local X = x:view(-1, self.block)
     local saved
     mu, D, saved = core.deconv_stats_forward(X, 1, self.eps, self.iters)
-    self._saved = saved
+    self._saved, self._savedDevice = saved, Deconv.devname(x)
     local m = self.momentum
     self.runningMean:mul(1 - m):add(m, mu)
     self.runningDeconv:mul(1 - m):add(m, D)
@@ -68,6 +69,7 @@ end
 function DeconvLinear:updateGradInput(input, gradOutput)
   local core = nd.core
   local x = self._x or input:contiguous()
+  Deconv.checkSavedDevice(self, x)
   local gx = nd.mm(gradOutput, self._Wf)
   local GWf = nd.mm(gradOutput:t(), x)
   local Gb = gradOutput:sum(1):view(-1)

@@ -1,6 +1,7 @@
 -- nn.Dropout(p=0.5): in training, zeroes each element with probability p and scales the rest
 -- by 1/(1-p) (inverted dropout); identity in evaluation.
 local nd = require('nd')
+local util = require('nn.util')
 
 local Dropout, parent = nd.class('nn.Dropout', 'nn.Module')
 
@@ -13,7 +14,8 @@ end
 
 function Dropout:updateOutput(input)
   if self.train and self.p > 0 then
-    self.noise = input:new():resizeAs(input):bernoulli(1 - self.p):div(1 - self.p)
+    -- the mask lives on the input's device (GPU inputs: the GPU generator, nd.cuda.manualSeed)
+    self.noise = util.new_like(input):bernoulli(1 - self.p):div(1 - self.p)
     self.output = nd.cmul(input, self.noise)
   else
     self.output = input

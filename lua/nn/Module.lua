@@ -99,12 +99,26 @@ local function convert(value, typename, memo)
   return value
 end
 
+-- Per-call results (output, gradInput, the fields in _stateFields) are not converted but dropped
+-- (emptied, as clearState does): the next forward recomputes them on the new device.
+-- Parameters, gradients and buffers (running statistics, ...) are converted. The flat views of
+-- getParameters are dropped too: call getParameters again after type/cuda/float (it returns new
+-- flat tensors on the new device, and is idempotent again from then on).
+local function empty_of(v, typename)
+  if nd.isTensor(v) then return nd.core.empty(nd._dtype(typename), {}) end
+  return {}
+end
+
 function Module:type(typename, memo)
   if not typename then return nd.typename(self) end
   memo = memo or {}
   self:apply(function(m)
+    local drop = {output = true, gradInput = true}
+    for _, k in ipairs(m._stateFields or {}) do drop[k] = true end
     for k, v in pairs(m) do
-      if nd.isTensor(v) or (type(v) == 'table' and getmetatable(v) == nil and k ~= 'modules') then
+      if drop[k] and (nd.isTensor(v) or type(v) == 'table') and k ~= 'modules' then
+        if k == 'output' or k == 'gradInput' then m[k] = empty_of(v, typename) else m[k] = nil end
+      elseif nd.isTensor(v) or (type(v) == 'table' and getmetatable(v) == nil and k ~= 'modules') then
         m[k] = convert(v, typename, memo)
       end
     end
@@ -112,11 +126,16 @@ function Module:type(typename, memo)
   end)
   return self
 end
+-- model:float() / model:double(): every tensor to the host as float32 / float64 (int64 and uint8
+-- buffers stay integer, moved to the host). model:cuda(): to the current GPU as float32 (integer
+-- buffers keep their dtype), or an error naming the reason when there is no usable GPU.
 function Module:float() return self:type('nd.FloatTensor') end
 function Module:double() return self:type('nd.DoubleTensor') end
 function Module:cuda()
-  if not (nd.cuda and nd.cuda.available and nd.cuda.available()) then
-    error(nd.typename(self) .. ':cuda(): this build of nd has no usable GPU (build with make CUDA=1 on a machine with one)', 2)
+  local ok, why = false, 'nd.cuda is missing'
+  if nd.cuda and nd.cuda.available then ok, why = nd.cuda.available() end
+  if not ok then
+    error(nd.typename(self) .. ':cuda(): CUDA is not available, cannot move to a GPU: ' .. tostring(why), 2)
   end
   return self:type('nd.CudaTensor')
 end
@@ -174,7 +193,8 @@ local function flatten(list)
     end
   end
   local first = list[1]
-  local flat = nd.core.zeros(nd.core.dtype(first), {total}, nd.core.device(first))
+  local dev, index = nd.core.device(first)
+  local flat = nd.core.zeros(nd.core.dtype(first), {total}, dev == 'cuda' and 'cuda:' .. index or 'cpu')
   local off = 1
   for _, key in ipairs(unique) do
     local group = keyof[key]

@@ -1,6 +1,7 @@
 -- The convolution calls shared by nn.SpatialConvolution and nn.Deconv (folded weights).
 -- p = {kW, kH, dW, dH, padW, padH, dilW, dilH, groups}.
 local nd = require('nd')
+local util = require('nn.util')
 
 local conv = {}
 
@@ -16,8 +17,8 @@ function conv.backward(x, go, W, p, wantInput, wantParams)
   if not wantInput then gi_out = false end
   local GW, Gb
   if wantParams then
-    GW = nd.core.zeros(nd.core.dtype(W), nd.core.size(W))
-    Gb = nd.core.zeros(nd.core.dtype(W), {nd.core.size(W, 1)})
+    GW = util.new_like(W, nil, true) -- on W's device
+    Gb = util.new_like(W, {nd.core.size(W, 1)}, true)
   end
   local gx = nd.core.conv2d_backward(gi_out, GW or false, Gb or false, x, go, W, 1,
                                      p.kW, p.kH, p.dW, p.dH, p.padW, p.padH, p.dilW or 1, p.dilH or 1, p.groups or 1)

@@ -15,6 +15,21 @@ function util.accumulate(acc, g, first)
   return acc
 end
 
+-- The device of tensor t as core.empty/zeros take it: 'cpu' or 'cuda:N'. Buffers a module creates
+-- beside its input or weights go there, so the module runs on either device.
+function util.device_of(t)
+  local d, i = nd.core.device(t)
+  if d == 'cuda' then return 'cuda:' .. (i or 0) end
+  return 'cpu'
+end
+
+-- A new uninitialised (or zeroed) tensor of t's dtype and device with the given size table
+-- (default: t's size).
+function util.new_like(t, size, zero)
+  local make = zero and nd.core.zeros or nd.core.empty
+  return make(nd.core.dtype(t), size or nd.core.size(t), util.device_of(t))
+end
+
 -- "nn.Linear: expected ... (input 2x3)" style message with the module name.
 function util.fail(module, fmt, ...)
   error(string.format('%s: ' .. fmt, nd.typename(module), ...), 0)

@@ -73,15 +73,18 @@ nd_status nd_tensor_unfold(nd_tensor *t, int dim, int64_t size, int64_t step);
 
 /* ---- copies ---- */
 /* Elementwise copy with dtype conversion; shapes may differ if the element counts match
- * (Torch7 semantics: both are read in row-major order). CPU only (devices: see backends). */
+ * (Torch7 semantics: both are read in row-major order). When either tensor is on a GPU the copy
+ * goes to the backend's device-copy hook (below); without one, ND_ERR_DEVICE. So clone,
+ * contiguous and copy work on every device once the backend is initialised. */
 nd_status nd_tensor_copy(nd_tensor *dst, const nd_tensor *src);
 /* out = src if contiguous (a new view), otherwise a contiguous copy. out must not hold a reference. */
 nd_status nd_tensor_contiguous(nd_tensor *out, const nd_tensor *src);
 /* out = contiguous copy of src, optionally converting dtype. out must not hold a reference. */
 nd_status nd_tensor_clone(nd_tensor *out, const nd_tensor *src, nd_dtype dt);
 
-/* Device copy hook installed by a GPU backend: copies between any two devices,
- * both tensors contiguous, same dtype and element count. */
+/* Device copy hook installed by a GPU backend (nd_cuda_copy): called by nd_tensor_copy with the
+ * element counts checked equal and non-zero and at least one tensor off the CPU; handles any
+ * strides, shapes and dtypes, host<->device and device<->device. */
 typedef nd_status (*nd_device_copy_fn)(nd_tensor *dst, const nd_tensor *src);
 void nd_tensor_set_device_copy(nd_device_copy_fn fn);
 

@@ -318,6 +318,37 @@ int64_t nd_conv_set_chunk_bytes(int64_t bytes)
     return old;
 }
 
+/* -1: not decided yet (read from ND_CONV_WINOGRAD at first use; a benign race as above). */
+static int nd_conv_winograd_setting = -1;
+
+int nd_conv_set_winograd(int mode)
+{
+    int old = nd_conv_winograd_setting;
+    if (old < 0) {
+        const char *e = getenv("ND_CONV_WINOGRAD");
+        old = ND_CONV_WINOGRAD_AUTO;
+        if (e && (strcasecmp(e, "off") == 0 || strcmp(e, "0") == 0)) old = ND_CONV_WINOGRAD_OFF;
+        if (e && (strcasecmp(e, "force") == 0 || strcmp(e, "2") == 0)) old = ND_CONV_WINOGRAD_FORCE;
+        nd_conv_winograd_setting = old;
+    }
+    if (mode >= ND_CONV_WINOGRAD_OFF && mode <= ND_CONV_WINOGRAD_FORCE) nd_conv_winograd_setting = mode;
+    return old;
+}
+
+/* Winograd pays once the 16 GEMMs have enough planes on both sides (the first VGG layer, with
+ * 3 input planes, is faster through im2col: bench/layers.lua compares the two per layer). */
+#define ND_CONV_WINOGRAD_MIN_PLANES 32
+
+static int nd_conv_use_winograd(const nd_conv_geom *g)
+{
+    nd_conv2d_params p = {g->kh, g->kw, g->sh, g->sw, g->ph, g->pw, g->dh, g->dw, g->groups};
+    if (!nd_winograd_applies(&p)) return 0;
+    int mode = nd_conv_set_winograd(-1);
+    if (mode == ND_CONV_WINOGRAD_FORCE) return 1;
+    return mode == ND_CONV_WINOGRAD_AUTO && g->C >= ND_CONV_WINOGRAD_MIN_PLANES &&
+           g->Cout >= ND_CONV_WINOGRAD_MIN_PLANES;
+}
+
 /* The per-thread scratch: a storage (so its bytes show in the memory counters), grown on demand. */
 static _Thread_local nd_storage *nd_conv_scratch_storage;
 
@@ -343,6 +374,14 @@ void nd_conv_scratch_free(void)
 int64_t nd_conv_scratch_bytes(void)
 {
     return nd_conv_scratch_storage ? nd_conv_scratch_storage->nbytes : 0;
+}
+
+/* The Winograd geometry of g, planned for the chunk budget, and the scratch it needs. */
+static nd_status nd_conv_winograd_setup(nd_winograd_geom *wg, void **scratch, const nd_conv_geom *g, int64_t elem,
+                                        int need_u, int need_du)
+{
+    *wg = (nd_winograd_geom){.N = g->N, .C = g->C, .H = g->H, .W = g->W, .Cout = g->Cout, .ph = g->ph, .pw = g->pw};
+    return nd_conv_scratch(scratch, nd_winograd_plan(wg, nd_conv_chunk_budget, elem, need_u, need_du));
 }
 
 /* Images per chunk so that the buffers stay within the budget (at least one). */
@@ -729,7 +768,19 @@ nd_status nd_conv2d_forward_cpu(nd_tensor *out, const nd_tensor *input, const nd
     nd_tensor x, w;
     ND_TRY(nd_tensor_contiguous(&x, input));
     nd_status st = nd_tensor_contiguous(&w, weight);
-    if (st == ND_OK) {
+    if (st == ND_OK && nd_conv_use_winograd(&g)) {
+        nd_winograd_geom wg;
+        void *scratch;
+        const int f32 = x.dtype == ND_DTYPE_F32;
+        const void *b = bias ? nd_tensor_data(bias) : NULL;
+        st = nd_conv_winograd_setup(&wg, &scratch, &g, f32 ? 4 : 8, 1, 0);
+        if (st == ND_OK)
+            st = f32 ? nd_winograd_forward_f32(nd_tensor_data(out), nd_tensor_data(&x), nd_tensor_data(&w), b, bst,
+                                               &wg, scratch)
+                     : nd_winograd_forward_f64(nd_tensor_data(out), nd_tensor_data(&x), nd_tensor_data(&w), b, bst,
+                                               &wg, scratch);
+        nd_tensor_release(&w);
+    } else if (st == ND_OK) {
         if (x.dtype == ND_DTYPE_F32)
             st = nd_conv_forward_f32(nd_tensor_data(out), nd_tensor_data(&x), nd_tensor_data(&w),
                                      bias ? nd_tensor_data(bias) : NULL, bst, &g);
@@ -768,7 +819,25 @@ static nd_status nd_conv_backward_common(const char *op, nd_tensor *grad_input, 
     nd_status st = nd_tensor_contiguous(&go, grad_output);
     if (st == ND_OK && grad_weight) st = nd_tensor_contiguous(&x, input);
     if (st == ND_OK && grad_input) st = nd_tensor_contiguous(&w, weight);
-    if (st == ND_OK) {
+    if (st == ND_OK && (grad_input || grad_weight) && nd_conv_use_winograd(&g)) {
+        /* grad_bias through the im2col kernel (which returns before its GEMMs), the rest here */
+        const int f32 = image->dtype == ND_DTYPE_F32;
+        void *gi = grad_input ? nd_tensor_data(grad_input) : NULL, *gw = grad_weight ? nd_tensor_data(grad_weight) : NULL;
+        if (grad_bias && f32)
+            st = nd_conv_backward_f32(NULL, NULL, nd_tensor_data(grad_bias), gbst, NULL, nd_tensor_data(&go), NULL,
+                                      scale, &g);
+        else if (grad_bias)
+            st = nd_conv_backward_f64(NULL, NULL, nd_tensor_data(grad_bias), gbst, NULL, nd_tensor_data(&go), NULL,
+                                      scale, &g);
+        nd_winograd_geom wg;
+        void *scratch;
+        if (st == ND_OK) st = nd_conv_winograd_setup(&wg, &scratch, &g, f32 ? 4 : 8, gi != NULL, gw != NULL);
+        if (st == ND_OK)
+            st = f32 ? nd_winograd_backward_f32(gi, gw, nd_tensor_data(&x), nd_tensor_data(&go), nd_tensor_data(&w),
+                                                scale, &wg, scratch)
+                     : nd_winograd_backward_f64(gi, gw, nd_tensor_data(&x), nd_tensor_data(&go), nd_tensor_data(&w),
+                                                scale, &wg, scratch);
+    } else if (st == ND_OK) {
         if (image->dtype == ND_DTYPE_F32)
             st = nd_conv_backward_f32(grad_input ? nd_tensor_data(grad_input) : NULL,
                                       grad_weight ? nd_tensor_data(grad_weight) : NULL,

@@ -101,6 +101,49 @@ void nd_conv_scratch_free(void);
 /* Bytes held by the calling thread's scratch. */
 int64_t nd_conv_scratch_bytes(void);
 
+/* Winograd F(2x2,3x3) inside nd_conv2d_forward_cpu and the backward functions above (all three
+ * passes, float32 and float64): used for 3x3, stride 1, dilation 1, one group, padding 0 or 1,
+ * in mode
+ *   ND_CONV_WINOGRAD_AUTO  (default) when it pays: at least 32 input and 32 output planes;
+ *   ND_CONV_WINOGRAD_FORCE whenever the shape qualifies (tests);
+ *   ND_CONV_WINOGRAD_OFF   never (im2col + GEMM for everything).
+ * The environment variable ND_CONV_WINOGRAD=off|auto|force (or 0|1|2) sets the initial mode.
+ * Returns the mode in force before the call; mode < 0 only queries. Process-wide. */
+enum { ND_CONV_WINOGRAD_OFF = 0, ND_CONV_WINOGRAD_AUTO = 1, ND_CONV_WINOGRAD_FORCE = 2 };
+int nd_conv_set_winograd(int mode);
+
+/* ------------------------------------------------------------------------------------------
+ * Winograd F(2x2,3x3) kernels (winograd.c), called by conv.c on validated, contiguous data.
+ * x (N,C,H,W), weight (Cout,C,3,3), out / grad_output (N,Cout,OH,OW) with OH = H + 2ph - 2,
+ * OW = W + 2pw - 2. Tiles of 2x2 outputs, processed in chunks of `rows` tile rows (of tw tiles
+ * each) whose transformed data (16 x (C + Cout) per tile) fits the chunk budget.
+ * ------------------------------------------------------------------------------------------ */
+
+typedef struct nd_winograd_geom {
+    int64_t N, C, H, W, Cout, ph, pw; /* set by the caller (ph, pw in {0, 1}) */
+    int64_t OH, OW, th, tw, rows;     /* set by nd_winograd_plan: output size, tiles down and
+                                         across one image, tile rows per chunk */
+} nd_winograd_geom;
+
+/* Whether the kernels handle this convolution (3x3, stride 1, dilation 1, 1 group, pad 0/1). */
+int nd_winograd_applies(const nd_conv2d_params *p);
+/* Fills the derived fields of g for chunks of about `budget` bytes of `elem`-byte elements and
+ * returns the scratch bytes that the forward (need_u = 1, need_du = 0) or the backward
+ * (need_u = grad_input wanted, need_du = grad_weight wanted) needs with these fields. */
+int64_t nd_winograd_plan(nd_winograd_geom *g, int64_t budget, int64_t elem, int need_u, int need_du);
+/* out = conv(x, w) + bias[co * bstride] (bias may be NULL). scratch: the planned bytes,
+ * caller-owned. OpenMP for the transforms (nd_nn_parallel), GEMMs outside parallel regions. */
+nd_status nd_winograd_forward_f32(float *out, const float *x, const float *w, const float *bias, int64_t bstride,
+                                  const nd_winograd_geom *g, void *scratch);
+nd_status nd_winograd_forward_f64(double *out, const double *x, const double *w, const double *bias,
+                                  int64_t bstride, const nd_winograd_geom *g, void *scratch);
+/* gin (or NULL) overwritten with dL/dx; gw (or NULL) += scale * dL/dw. x is read only for gw,
+ * w only for gin. */
+nd_status nd_winograd_backward_f32(float *gin, float *gw, const float *x, const float *gout, const float *w,
+                                   double scale, const nd_winograd_geom *g, void *scratch);
+nd_status nd_winograd_backward_f64(double *gin, double *gw, const double *x, const double *gout, const double *w,
+                                   double scale, const nd_winograd_geom *g, void *scratch);
+
 /* ------------------------------------------------------------------------------------------
  * Pooling (pool.c). input (N,C,H,W) or (C,H,W), any strides (contiguous copy at entry);
  * outputs and grad_input contiguous with the exact shape.

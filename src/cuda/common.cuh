@@ -56,4 +56,84 @@ static inline unsigned nd_cuda_blocks(int64_t n, int threads = 256)
  * NULL and empty tensors are skipped. */
 nd_status nd_cuda_check_device(const char *op, int n, const nd_tensor *const *ts);
 
+/* ---- memory (allocator.cu) ---- */
+/* Installs the caching allocator as the core's CUDA storage allocator (nd_cuda_init calls it). */
+void nd_cuda_install_allocator(void);
+/* A raw device buffer of nbytes on the current device from the caching allocator; give it back
+ * with nd_cuda_buffer_free(ptr, same nbytes). Stream-ordered: free it right after queuing the
+ * last kernel that uses it. (Tensors: nd_tensor_new with a CUDA device does the same.) */
+nd_status nd_cuda_buffer_alloc(void **ptr, int64_t nbytes);
+void nd_cuda_buffer_free(void *ptr, int64_t nbytes);
+/* A cached page-locked host buffer of at least nbytes for staging, or *ptr = NULL (all slots busy,
+ * too large, or pinning failed: fall back to pageable memory). Give it back with
+ * nd_cuda_pinned_give(slot, record): record = 1 when copies using it are still queued on the
+ * stream (an event guards reuse), 0 after the stream was synchronised. */
+nd_status nd_cuda_pinned_take(void **ptr, int64_t nbytes, int *slot);
+nd_status nd_cuda_pinned_give(int slot, int record);
+
+/* ---- strided indexing for kernels (copy.cu and any elementwise kernel) ---- */
+/* A tensor's sizes and element strides with size-1 dims dropped and mergeable dims merged
+ * (ndim >= 1). offset(i) maps a row-major element number of the tensor's shape to its storage
+ * offset relative to element 0. Two tensors of the same numel, any shapes, iterated with the same
+ * i visit their elements in matching row-major order (Torch7 copy semantics). */
+typedef struct nd_cuda_layout {
+    int ndim;
+    int64_t size[ND_MAX_DIMS];
+    int64_t stride[ND_MAX_DIMS];
+} nd_cuda_layout;
+
+static inline nd_cuda_layout nd_cuda_layout_of(const nd_tensor *t)
+{
+    nd_cuda_layout l;
+    l.ndim = 0;
+    for (int d = 0; d < t->ndim; d++) {
+        if (t->size[d] == 1) continue;
+        if (l.ndim > 0 && l.stride[l.ndim - 1] == t->stride[d] * t->size[d]) {
+            l.size[l.ndim - 1] *= t->size[d]; /* outer dim d-1 steps over the whole of dim d */
+            l.stride[l.ndim - 1] = t->stride[d];
+            continue;
+        }
+        l.size[l.ndim] = t->size[d];
+        l.stride[l.ndim] = t->stride[d];
+        l.ndim++;
+    }
+    if (l.ndim == 0) {
+        l.ndim = 1;
+        l.size[0] = 1;
+        l.stride[0] = 1;
+    }
+    return l;
+}
+
+/* True when the layout is one run of stride 1 (a contiguous tensor). */
+static inline bool nd_cuda_layout_dense(const nd_cuda_layout &l) { return l.ndim == 1 && l.stride[0] == 1; }
+
+static __host__ __device__ __forceinline__ int64_t nd_cuda_offset(const nd_cuda_layout &l, int64_t i)
+{
+    if (l.ndim == 1) return i * l.stride[0];
+    int64_t off = 0;
+    for (int d = l.ndim - 1; d > 0; d--) {
+        int64_t q = i / l.size[d];
+        off += (i - q * l.size[d]) * l.stride[d];
+        i = q;
+    }
+    return off + i * l.stride[0];
+}
+
+/* ---- device selection ---- */
+/* Makes `index` current and returns the previous device (restore with nd_cuda_device_restore). */
+static inline int nd_cuda_device_enter(int index)
+{
+    int prev = 0;
+    cudaGetDevice(&prev);
+    if (prev != index) cudaSetDevice(index);
+    return prev;
+}
+static inline void nd_cuda_device_restore(int prev)
+{
+    int cur = 0;
+    cudaGetDevice(&cur);
+    if (cur != prev) cudaSetDevice(prev);
+}
+
 #endif

@@ -111,6 +111,20 @@ nd_status nd_cuda_workspace(void **ptr, size_t nbytes)
     return ND_OK;
 }
 
+/* The core's hooks point into this plugin: once installed they stay (the plugin is never
+ * unloaded). */
+extern "C" nd_status nd_cuda_init(void)
+{
+    static int done;
+    if (done) return ND_OK;
+    if (nd_cuda_device_count() == 0)
+        return ND_ERROR(ND_ERR_DEVICE, "no usable GPU (%s)", nd_cuda_unavailable_reason());
+    nd_cuda_install_allocator();
+    nd_tensor_set_device_copy(nd_cuda_copy);
+    done = 1;
+    return ND_OK;
+}
+
 extern "C" nd_status nd_cuda_synchronize(void)
 {
     if (nd_cuda_device_count() == 0) return ND_OK;

@@ -1,7 +1,10 @@
-/* Lua binding of the network-deconvolution kernels (src/cpu/nd_cpu_deconv.h). Every function
- * returns new tensors (except deconv_col2im, which adds into its first argument); dtypes float32
- * or float64, all arguments of one call alike. No dims or indices cross this boundary, so
- * nothing is converted between 1-based and 0-based here. An optional trailing output argument
+/* Lua binding of the network-deconvolution kernels (src/cpu/nd_cpu_deconv.h and their CUDA twins,
+ * src/cuda/nd_cuda_deconv.h). Every function runs on the device of its tensor arguments (all on
+ * one device; ND_DEVICE_CALL picks the _cpu or _cuda kernel) and returns new tensors on that
+ * device (except deconv_col2im, which adds into its first argument); dtypes float32 or float64,
+ * all arguments of one call alike. The `saved` tables hold tensors of the forward's device: pass
+ * them back to the backward unchanged (the GPU's isqrt `saved` is only meaningful there). No dims or indices cross this
+ * boundary, so nothing is converted between 1-based and 0-based here. An optional trailing output argument
  * ([, X], [, GX]) is reused (overwritten and returned) when it already has the result's dtype and
  * shape and is contiguous; otherwise a new tensor is returned.
  *
@@ -38,6 +41,7 @@
 #include <string.h>
 
 #include "nd_cpu_deconv.h"
+#include "nd_cuda_deconv.h"
 #include "nd_lua.h"
 
 void nd_lua_open_deconv(lua_State *L);
@@ -62,7 +66,7 @@ static nd_deconv_layout nd_lua_checklayout(lua_State *L, int idx)
 static nd_tensor *nd_lua_fieldtensor(lua_State *L, int idx, const char *name)
 {
     lua_getfield(L, idx, name);
-    nd_tensor *t = nd_lua_totensor(L, -1);
+    nd_tensor *t = nd_lua_totensor_any(L, -1);
     if (!t) nd_lua_error(L, "saved state: field '%s' is not a tensor (got %s)", name, luaL_typename(L, -1));
     return t;
 }
@@ -93,13 +97,14 @@ static void nd_lua_setfield_top(lua_State *L, int idx, const char *name)
     lua_setfield(L, idx, name);
 }
 
-/* Pushes the tensor at idx when it can take the result (dtype dt, contiguous, exactly this shape):
- * it is then overwritten, saving a fresh allocation per call; otherwise pushes a new empty one. */
-static nd_tensor *nd_lua_outarg(lua_State *L, int idx, nd_dtype dt, int ndim, const int64_t *size)
+/* Pushes the tensor at idx when it can take the result (dtype dt, contiguous, exactly this shape,
+ * on device dev): it is then overwritten, saving a fresh allocation per call; otherwise pushes a
+ * new empty one (the kernel allocates it on the inputs' device). */
+static nd_tensor *nd_lua_outarg(lua_State *L, int idx, nd_device dev, nd_dtype dt, int ndim, const int64_t *size)
 {
-    nd_tensor *t = lua_isnoneornil(L, idx) ? NULL : nd_lua_checktensor(L, idx);
+    nd_tensor *t = lua_isnoneornil(L, idx) ? NULL : nd_lua_checktensor_any(L, idx);
     int ok = t && t->storage && t->dtype == dt && t->ndim == ndim && nd_tensor_is_contiguous(t) &&
-             nd_tensor_device(t).type == ND_DEVICE_CPU;
+             nd_tensor_device(t).type == dev.type && nd_tensor_device(t).index == dev.index;
     for (int d = 0; ok && d < ndim; d++)
         ok = t->size[d] == size[d];
     if (!ok) return nd_lua_pushempty(L, dt);
@@ -107,25 +112,38 @@ static nd_tensor *nd_lua_outarg(lua_State *L, int idx, nd_dtype dt, int ndim, co
     return t;
 }
 
+/* The device shared by the listed tensors (NULL entries skipped); mixed devices raise. */
+#define ND_DEV(L, op, ...)                                                                                             \
+    nd_lua_device_of_dev((L), (op), (int)(sizeof((const nd_tensor *[]){__VA_ARGS__}) / sizeof(nd_tensor *)),           \
+                         (const nd_tensor *[]){__VA_ARGS__})
+
+/* An optional tensor argument (nil or absent: NULL), any device. */
+static nd_tensor *nd_lua_opttensor_any(lua_State *L, int idx)
+{
+    return lua_isnoneornil(L, idx) ? NULL : nd_lua_checktensor_any(L, idx);
+}
+
 /* ---- Newton-Schulz ---- */
 
 static int l_isqrt(lua_State *L)
 {
-    nd_tensor *A = nd_lua_checktensor(L, 1);
+    nd_tensor *A = nd_lua_checktensor_any(L, 1);
     int iters = nd_lua_checkiters(L, 2);
+    nd_device dev = ND_DEV(L, "isqrt", A);
     nd_tensor *D = nd_lua_pushempty(L, A->dtype);
-    nd_lua_check(L, nd_isqrt_forward_cpu(D, NULL, A, iters));
+    nd_lua_check(L, ND_DEVICE_CALL(L, "isqrt", dev.type, nd_isqrt_forward, D, NULL, A, iters));
     nd_lua_account(L, D);
     return 1;
 }
 
 static int l_isqrt_forward(lua_State *L)
 {
-    nd_tensor *A = nd_lua_checktensor(L, 1);
+    nd_tensor *A = nd_lua_checktensor_any(L, 1);
     int iters = nd_lua_checkiters(L, 2);
+    nd_device dev = ND_DEV(L, "isqrt", A);
     nd_tensor *D = nd_lua_pushempty(L, A->dtype);
     nd_tensor *sv = nd_lua_pushempty(L, A->dtype);
-    nd_lua_check(L, nd_isqrt_forward_cpu(D, sv, A, iters));
+    nd_lua_check(L, ND_DEVICE_CALL(L, "isqrt", dev.type, nd_isqrt_forward, D, sv, A, iters));
     nd_lua_account(L, D);
     nd_lua_account(L, sv);
     return 2;
@@ -133,10 +151,12 @@ static int l_isqrt_forward(lua_State *L)
 
 static int l_isqrt_backward(lua_State *L)
 {
-    nd_tensor *GD = nd_lua_checktensor(L, 1), *sv = nd_lua_checktensor(L, 2), *A = nd_lua_checktensor(L, 3);
+    nd_tensor *GD = nd_lua_checktensor_any(L, 1), *sv = nd_lua_checktensor_any(L, 2);
+    nd_tensor *A = nd_lua_checktensor_any(L, 3);
     int iters = nd_lua_checkiters(L, 4);
+    nd_device dev = ND_DEV(L, "isqrt_backward", GD, sv, A);
     nd_tensor *GA = nd_lua_pushempty(L, A->dtype);
-    nd_lua_check(L, nd_isqrt_backward_cpu(GA, GD, sv, A, iters));
+    nd_lua_check(L, ND_DEVICE_CALL(L, "isqrt_backward", dev.type, nd_isqrt_backward, GA, GD, sv, A, iters));
     nd_lua_account(L, GA);
     return 1;
 }
@@ -155,28 +175,30 @@ static void nd_lua_checkgeom(lua_State *L, int idx, nd_deconv_geom *g)
 
 static int l_deconv_im2col(lua_State *L)
 {
-    nd_tensor *x = nd_lua_checktensor(L, 1);
+    nd_tensor *x = nd_lua_checktensor_any(L, 1);
     nd_deconv_geom g;
     nd_lua_checkgeom(L, 2, &g);
     lua_settop(L, 8);
+    nd_device dev = ND_DEV(L, "deconv_im2col", x);
     int64_t size[2] = {0, 0};
     if (x->ndim == 4 && g.block > 0 && g.groups > 0 && g.k > 0 && g.s > 0 && x->size[1] % g.block == 0) {
         int64_t Gs = g.groups == 1 ? x->size[1] / g.block : 1;
         size[0] = nd_deconv_sample_rows(x->size[0], x->size[2], x->size[3], &g) * Gs;
         size[1] = x->size[1] * g.k * g.k / Gs;
     }
-    nd_tensor *X = nd_lua_outarg(L, 8, x->dtype, 2, size);
-    nd_lua_check(L, nd_deconv_im2col_cpu(X, x, &g));
+    nd_tensor *X = nd_lua_outarg(L, 8, dev, x->dtype, 2, size);
+    nd_lua_check(L, ND_DEVICE_CALL(L, "deconv_im2col", dev.type, nd_deconv_im2col, X, x, &g));
     nd_lua_account(L, X);
     return 1;
 }
 
 static int l_deconv_col2im(lua_State *L)
 {
-    nd_tensor *gx = nd_lua_checktensor(L, 1), *GX = nd_lua_checktensor(L, 2);
+    nd_tensor *gx = nd_lua_checktensor_any(L, 1), *GX = nd_lua_checktensor_any(L, 2);
     nd_deconv_geom g;
     nd_lua_checkgeom(L, 3, &g);
-    nd_lua_check(L, nd_deconv_col2im_cpu(gx, GX, &g));
+    nd_device dev = ND_DEV(L, "deconv_col2im", gx, GX);
+    nd_lua_check(L, ND_DEVICE_CALL(L, "deconv_col2im", dev.type, nd_deconv_col2im, gx, GX, &g));
     lua_settop(L, 1);
     return 1;
 }
@@ -185,18 +207,19 @@ static int l_deconv_col2im(lua_State *L)
 
 static int l_deconv_stats_forward(lua_State *L)
 {
-    nd_tensor *X = nd_lua_checktensor(L, 1);
+    nd_tensor *X = nd_lua_checktensor_any(L, 1);
     lua_Integer groups = luaL_checkinteger(L, 2);
     double eps = luaL_checknumber(L, 3);
     int iters = nd_lua_checkiters(L, 4);
     lua_settop(L, 4);
+    nd_device dev = ND_DEV(L, "deconv_stats", X);
     nd_tensor *mu = nd_lua_pushempty(L, X->dtype); /* 5 */
     nd_tensor *D = nd_lua_pushempty(L, X->dtype);  /* 6 */
     lua_createtable(L, 0, 6);                      /* 7: saved */
     nd_tensor *C = nd_lua_pushempty(L, X->dtype);  /* 8 */
     nd_tensor *sv = nd_lua_pushempty(L, X->dtype); /* 9 */
-    nd_lua_check(L, nd_deconv_cov_forward_cpu(mu, C, X, groups, eps));
-    nd_lua_check(L, nd_isqrt_forward_cpu(D, sv, C, iters));
+    nd_lua_check(L, ND_DEVICE_CALL(L, "deconv_stats", dev.type, nd_deconv_cov_forward, mu, C, X, groups, eps));
+    nd_lua_check(L, ND_DEVICE_CALL(L, "deconv_stats", dev.type, nd_isqrt_forward, D, sv, C, iters));
     nd_lua_account(L, mu);
     nd_lua_account(L, C);
     nd_lua_account(L, D);
@@ -216,8 +239,8 @@ static int l_deconv_stats_forward(lua_State *L)
 
 static int l_deconv_stats_backward(lua_State *L)
 {
-    nd_tensor *GD = nd_lua_checktensor(L, 1);
-    nd_tensor *Gmu = lua_isnoneornil(L, 2) ? NULL : nd_lua_checktensor(L, 2);
+    nd_tensor *GD = nd_lua_checktensor_any(L, 1);
+    nd_tensor *Gmu = nd_lua_opttensor_any(L, 2);
     luaL_checktype(L, 3, LUA_TTABLE);
     lua_settop(L, 4);                               /* 4: the optional GX to reuse */
     nd_tensor *X = nd_lua_fieldtensor(L, 3, "X");   /* 5 */
@@ -226,10 +249,12 @@ static int l_deconv_stats_backward(lua_State *L)
     nd_tensor *sv = nd_lua_fieldtensor(L, 3, "ns"); /* 8 */
     lua_Integer groups = nd_lua_fieldint(L, 3, "groups");
     int iters = (int)nd_lua_fieldint(L, 3, "iters");
+    const char *op = "deconv_stats_backward";
+    nd_device dev = ND_DEV(L, op, GD, Gmu, X, mu, C, sv);
     nd_tensor *GC = nd_lua_pushempty(L, X->dtype); /* 9 */
-    nd_lua_check(L, nd_isqrt_backward_cpu(GC, GD, sv, C, iters));
-    nd_tensor *GX = nd_lua_outarg(L, 4, X->dtype, 2, X->size); /* 10 */
-    nd_lua_check(L, nd_deconv_cov_backward_cpu(GX, GC, Gmu, X, mu, groups));
+    nd_lua_check(L, ND_DEVICE_CALL(L, op, dev.type, nd_isqrt_backward, GC, GD, sv, C, iters));
+    nd_tensor *GX = nd_lua_outarg(L, 4, dev, X->dtype, 2, X->size); /* 10 */
+    nd_lua_check(L, ND_DEVICE_CALL(L, op, dev.type, nd_deconv_cov_backward, GX, GC, Gmu, X, mu, groups));
     nd_lua_account(L, GX);
     return 1;
 }
@@ -238,30 +263,35 @@ static int l_deconv_stats_backward(lua_State *L)
 
 static int l_deconv_fold_forward(lua_State *L)
 {
-    nd_tensor *W = nd_lua_checktensor(L, 1);
-    nd_tensor *b0 = lua_isnoneornil(L, 2) ? NULL : nd_lua_checktensor(L, 2);
-    nd_tensor *D = nd_lua_checktensor(L, 3), *mu = nd_lua_checktensor(L, 4);
+    nd_tensor *W = nd_lua_checktensor_any(L, 1);
+    nd_tensor *b0 = nd_lua_opttensor_any(L, 2);
+    nd_tensor *D = nd_lua_checktensor_any(L, 3), *mu = nd_lua_checktensor_any(L, 4);
     lua_Integer groups = luaL_checkinteger(L, 5);
     nd_deconv_layout layout = nd_lua_checklayout(L, 6);
+    nd_device dev = ND_DEV(L, "deconv_fold", W, b0, D, mu);
     nd_tensor *Wf = nd_lua_pushempty(L, W->dtype);
     nd_tensor *b = nd_lua_pushempty(L, W->dtype);
-    nd_lua_check(L, nd_deconv_fold_forward_cpu(Wf, b, W, b0, D, mu, groups, layout));
+    nd_lua_check(
+        L, ND_DEVICE_CALL(L, "deconv_fold", dev.type, nd_deconv_fold_forward, Wf, b, W, b0, D, mu, groups, layout));
     nd_lua_account(L, Wf);
     return 2;
 }
 
 static int l_deconv_fold_backward(lua_State *L)
 {
-    nd_tensor *GWf = nd_lua_checktensor(L, 1);
-    nd_tensor *Gb = lua_isnoneornil(L, 2) ? NULL : nd_lua_checktensor(L, 2);
-    nd_tensor *W = nd_lua_checktensor(L, 3), *D = nd_lua_checktensor(L, 4), *mu = nd_lua_checktensor(L, 5);
+    nd_tensor *GWf = nd_lua_checktensor_any(L, 1);
+    nd_tensor *Gb = nd_lua_opttensor_any(L, 2);
+    nd_tensor *W = nd_lua_checktensor_any(L, 3), *D = nd_lua_checktensor_any(L, 4), *mu = nd_lua_checktensor_any(L, 5);
     lua_Integer groups = luaL_checkinteger(L, 6);
     nd_deconv_layout layout = nd_lua_checklayout(L, 7);
+    const char *op = "deconv_fold_backward";
+    nd_device dev = ND_DEV(L, op, GWf, Gb, W, D, mu);
     nd_tensor *GW = nd_lua_pushempty(L, W->dtype);
     nd_tensor *Gb0 = nd_lua_pushempty(L, W->dtype);
     nd_tensor *GD = nd_lua_pushempty(L, W->dtype);
     nd_tensor *Gmu = nd_lua_pushempty(L, W->dtype);
-    nd_lua_check(L, nd_deconv_fold_backward_cpu(GW, Gb0, GD, Gmu, GWf, Gb, W, D, mu, groups, layout));
+    nd_lua_check(L, ND_DEVICE_CALL(L, op, dev.type, nd_deconv_fold_backward, GW, Gb0, GD, Gmu, GWf, Gb, W, D, mu,
+                                   groups, layout));
     nd_lua_account(L, GW);
     nd_lua_account(L, GD);
     return 4;
@@ -269,21 +299,25 @@ static int l_deconv_fold_backward(lua_State *L)
 
 /* ---- ChannelDeconv ---- */
 
+/* On a GPU, mean2 / var2 come back to the host (a stream synchronisation) only when the input
+ * has leftover channels: see nd_cuda_deconv.h. */
 static int l_channel_deconv_forward(lua_State *L)
 {
-    nd_tensor *x = nd_lua_checktensor(L, 1);
+    nd_tensor *x = nd_lua_checktensor_any(L, 1);
     lua_Integer B = luaL_checkinteger(L, 2);
     double eps = luaL_checknumber(L, 3);
     int iters = nd_lua_checkiters(L, 4);
     lua_Integer s = luaL_checkinteger(L, 5);
     lua_settop(L, 5);
+    nd_device dev = ND_DEV(L, "channel_deconv", x);
     nd_tensor *y = nd_lua_pushempty(L, x->dtype);     /* 6 */
     nd_tensor *mean1 = nd_lua_pushempty(L, x->dtype); /* 7 */
     nd_tensor *D = nd_lua_pushempty(L, x->dtype);     /* 8 */
     nd_tensor *cov = nd_lua_pushempty(L, x->dtype);   /* 9 */
     nd_tensor *sv = nd_lua_pushempty(L, x->dtype);    /* 10 */
     double mean2, var2;
-    nd_lua_check(L, nd_channel_deconv_forward_cpu(y, mean1, D, cov, sv, &mean2, &var2, x, B, eps, iters, s));
+    nd_lua_check(L, ND_DEVICE_CALL(L, "channel_deconv", dev.type, nd_channel_deconv_forward, y, mean1, D, cov, sv,
+                                   &mean2, &var2, x, B, eps, iters, s));
     nd_lua_account(L, y);
     nd_lua_account(L, sv);
     lua_createtable(L, 0, 11); /* 11: saved */
@@ -317,17 +351,20 @@ static int l_channel_deconv_forward(lua_State *L)
 
 static int l_channel_deconv_apply(lua_State *L)
 {
-    nd_tensor *x = nd_lua_checktensor(L, 1), *mean1 = nd_lua_checktensor(L, 2), *D = nd_lua_checktensor(L, 3);
+    nd_tensor *x = nd_lua_checktensor_any(L, 1), *mean1 = nd_lua_checktensor_any(L, 2);
+    nd_tensor *D = nd_lua_checktensor_any(L, 3);
     double mean2 = luaL_checknumber(L, 4), var2 = luaL_checknumber(L, 5), eps = luaL_checknumber(L, 6);
+    nd_device dev = ND_DEV(L, "channel_deconv_apply", x, mean1, D);
     nd_tensor *y = nd_lua_pushempty(L, x->dtype);
-    nd_lua_check(L, nd_channel_deconv_apply_cpu(y, x, mean1, D, mean2, var2, eps));
+    nd_lua_check(L, ND_DEVICE_CALL(L, "channel_deconv_apply", dev.type, nd_channel_deconv_apply, y, x, mean1, D, mean2,
+                                   var2, eps));
     nd_lua_account(L, y);
     return 1;
 }
 
 static int l_channel_deconv_backward(lua_State *L)
 {
-    nd_tensor *gy = nd_lua_checktensor(L, 1);
+    nd_tensor *gy = nd_lua_checktensor_any(L, 1);
     luaL_checktype(L, 2, LUA_TTABLE);
     lua_settop(L, 2);
     nd_tensor *x = nd_lua_fieldtensor(L, 2, "x");
@@ -339,8 +376,11 @@ static int l_channel_deconv_backward(lua_State *L)
     double eps = nd_lua_fieldnum(L, 2, "eps");
     lua_Integer B = nd_lua_fieldint(L, 2, "B"), s = nd_lua_fieldint(L, 2, "s");
     int iters = (int)nd_lua_fieldint(L, 2, "iters");
+    const char *op = "channel_deconv_backward";
+    nd_device dev = ND_DEV(L, op, gy, x, mean1, D, cov, sv);
     nd_tensor *gx = nd_lua_pushempty(L, x->dtype);
-    nd_lua_check(L, nd_channel_deconv_backward_cpu(gx, gy, x, mean1, D, cov, sv, mean2, var2, B, eps, iters, s));
+    nd_lua_check(L, ND_DEVICE_CALL(L, op, dev.type, nd_channel_deconv_backward, gx, gy, x, mean1, D, cov, sv, mean2,
+                                   var2, B, eps, iters, s));
     nd_lua_account(L, gx);
     return 1;
 }

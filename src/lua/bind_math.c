@@ -16,11 +16,17 @@
  * Dims are 1-based (negative counts from the end); indices come back 1-based. reduce's p: the norm
  * order (default 2) or, for var/std, `unbiased` (boolean or number, default true).
  * reduceall returns a Lua integer for exact integer results (sums of integer tensors, counts,
- * max/min of integer tensors), and for max/min/argmax/argmin the 1-based row-major position. */
+ * max/min of integer tensors), and for max/min/argmax/argmin the 1-based row-major position.
+ *
+ * Devices: every function runs on the device of its tensors (ND_DEVICE_CALL: the _cpu kernel or
+ * its _cuda twin, src/cuda/nd_cuda_math.h); mixed devices are an error, a nil out is made on the
+ * inputs' device, reduceall on a GPU tensor waits for the result. */
 #include <math.h>
 #include <string.h>
 
 #include "nd_cpu_math.h"
+#include "nd_cuda.h"
+#include "nd_cuda_math.h"
 #include "nd_lua.h"
 
 /* Raises the engine's message prefixed with "nd.". */
@@ -43,9 +49,15 @@ static int check_op(lua_State *L, const char *family)
 
 static nd_tensor *check_tensor(lua_State *L, int idx, const char *op, const char *what)
 {
-    nd_tensor *t = nd_lua_totensor(L, idx);
+    nd_tensor *t = nd_lua_totensor_any(L, idx);
     if (!t) nd_lua_error(L, "nd.%s: expected a tensor as %s, got %s", op, what, luaL_typename(L, idx));
     return t;
+}
+
+/* The device of the operands (NULL and storage-less ones skipped); mixed devices raise. */
+static nd_device_type device_of(lua_State *L, const char *op, int n, const nd_tensor *const *ts)
+{
+    return nd_lua_device_of(L, op, n, ts);
 }
 
 /* The result at arg idx pushed again, or a new empty tensor of dtype dt pushed in its place. */
@@ -93,7 +105,8 @@ static int l_unary(lua_State *L)
     double p1 = luaL_optnumber(L, 4, op == ND_UNARY_CLAMP ? -HUGE_VAL : 0);
     double p2 = luaL_optnumber(L, 5, op == ND_UNARY_CLAMP ? HUGE_VAL : 0);
     nd_tensor *out = push_out(L, 2, cmp ? ND_DTYPE_U8 : x->dtype, name);
-    check(L, nd_unary_cpu(out, x, op, p1, p2));
+    nd_device_type dev = device_of(L, name, 2, (const nd_tensor *[]){x, out});
+    check(L, ND_DEVICE_CALL(L, name, dev, nd_unary, out, x, op, p1, p2));
     nd_lua_account(L, out);
     return 1;
 }
@@ -107,7 +120,8 @@ static int l_binary(lua_State *L)
     double alpha = luaL_optnumber(L, 5, 1);
     int mask = op >= ND_BINARY_EQ;
     nd_tensor *out = push_out(L, 2, mask ? ND_DTYPE_U8 : promote(a->dtype, b->dtype), name);
-    check(L, nd_binary_cpu(out, a, b, op, alpha));
+    nd_device_type dev = device_of(L, name, 3, (const nd_tensor *[]){a, b, out});
+    check(L, ND_DEVICE_CALL(L, name, dev, nd_binary, out, a, b, op, alpha));
     nd_lua_account(L, out);
     return 1;
 }
@@ -123,7 +137,8 @@ static int l_ternary(lua_State *L)
     nd_dtype dt = promote(b->dtype, c->dtype);
     if (op != ND_TERNARY_WHERE) dt = promote(a->dtype, dt);
     nd_tensor *out = push_out(L, 2, dt, name);
-    check(L, nd_ternary_cpu(out, a, b, c, op, v));
+    nd_device_type dev = device_of(L, name, 4, (const nd_tensor *[]){a, b, c, out});
+    check(L, ND_DEVICE_CALL(L, name, dev, nd_ternary, out, a, b, c, op, v));
     nd_lua_account(L, out);
     return 1;
 }
@@ -135,7 +150,8 @@ static int l_fill(lua_State *L)
     if (lua_isboolean(L, 2)) v = lua_toboolean(L, 2);
     else if (lua_type(L, 2) == LUA_TNUMBER) v = lua_tonumber(L, 2);
     else return nd_lua_error(L, "nd.fill: expected a number, got %s", luaL_typename(L, 2));
-    check(L, nd_fill_cpu(t, v));
+    nd_device_type dev = device_of(L, "fill", 1, (const nd_tensor *[]){t});
+    check(L, ND_DEVICE_CALL(L, "fill", dev, nd_fill, t, v));
     lua_settop(L, 1);
     return 1;
 }
@@ -171,9 +187,9 @@ static double reduce_param(lua_State *L, int idx, nd_reduce_op op)
     return luaL_optnumber(L, idx, 0);
 }
 
-static void add_one(lua_State *L, nd_tensor *idx)
+static void add_one(lua_State *L, nd_tensor *idx, nd_device_type dev)
 {
-    check(L, nd_unary_cpu(idx, idx, ND_UNARY_ADD, 1, 0));
+    check(L, ND_DEVICE_CALL(L, "reduce", dev, nd_unary, idx, idx, ND_UNARY_ADD, 1, 0));
 }
 
 static int l_reduce(lua_State *L)
@@ -190,11 +206,12 @@ static int l_reduce(lua_State *L)
     if (!arg) values = push_out(L, 2, reduce_dtype(op, x->dtype), name); /* at 6 */
     else lua_pushnil(L);
     if (want_idx) indices = push_out(L, 3, ND_DTYPE_I64, name); /* at 7 */
-    check(L, nd_reduce_cpu(values, indices, x, dim, op, p));
+    nd_device_type dev = device_of(L, name, 3, (const nd_tensor *[]){x, values, indices});
+    check(L, ND_DEVICE_CALL(L, name, dev, nd_reduce, values, indices, x, dim, op, p));
     if (values) nd_lua_account(L, values);
     if (indices) {
         nd_lua_account(L, indices);
-        add_one(L, indices);
+        add_one(L, indices, dev);
     }
     if (arg) return 1;
     return want_idx ? 2 : 1;
@@ -207,7 +224,8 @@ static int l_reduceall(lua_State *L)
     nd_tensor *x = check_tensor(L, 2, name, "input");
     double p = reduce_param(L, 3, op);
     nd_scalar r;
-    check(L, nd_reduce_all_cpu(&r, x, op, p));
+    nd_device_type dev = device_of(L, name, 1, (const nd_tensor *[]){x});
+    check(L, ND_DEVICE_CALL(L, name, dev, nd_reduce_all, &r, x, op, p));
     if (op == ND_REDUCE_ARGMAX || op == ND_REDUCE_ARGMIN) {
         lua_pushinteger(L, (lua_Integer)r.index + 1);
         return 1;
@@ -232,7 +250,8 @@ static int l_cumulate(lua_State *L)
     nd_tensor *x = check_tensor(L, 3, name, "input");
     int dim = check_dim(L, 4, x, name);
     nd_tensor *out = push_out(L, 2, nd_dtype_is_float(x->dtype) ? x->dtype : ND_DTYPE_I64, name);
-    check(L, nd_cumulate_cpu(out, x, dim, op));
+    nd_device_type dev = device_of(L, name, 2, (const nd_tensor *[]){x, out});
+    check(L, ND_DEVICE_CALL(L, name, dev, nd_cumulate, out, x, dim, op));
     nd_lua_account(L, out);
     return 1;
 }

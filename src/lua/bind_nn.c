@@ -83,36 +83,61 @@
  *   core.mse_backward(gradInput|out, input, target, sizeAverage [, gradScale]) -> gradInput
  *   core.bce_forward(input, target, weights|opt, sizeAverage) -> loss
  *   core.bce_backward(gradInput|out, input, target, weights|opt, sizeAverage [, gradScale])
- *       -> gradInput */
+ *       -> gradInput
+ *
+ * Devices: every function above except conv_config and conv_scratch_free runs on the device of
+ * its tensor arguments (all on one device, else an error naming the op): the CPU kernels of
+ * nd_cpu_nn.h or their CUDA twins (src/cuda/nd_cuda_nn.h). OUT tensors are resized on that
+ * device. Class targets may be on the CPU or on the input's GPU (converted there, no host
+ * round trip); loss forwards on the GPU wait for the device (they return numbers).
+ *   core.conv_cuda_config([tf32 [, find]]) -> tf32, find   (settings before the call; nil
+ *       without a CUDA backend): TF32 tensor-core math for float32 cuDNN convolutions (default
+ *       on, as PyTorch's default) and benchmarked algorithm search (default on); see
+ *       nd_conv_cuda_config in nd_cuda_nn.h. */
 #include <string.h>
 
 #include "nd_cpu_nn.h"
+#include "nd_cuda_nn.h"
 #include "nd_lua.h"
 
 void nd_lua_open_nn(lua_State *L);
 
 /* ---- helpers ---- */
 
-/* The OUT argument at idx, resized (a new tensor replaces nil at idx). */
-static nd_tensor *nn_out(lua_State *L, int idx, nd_dtype dt, int ndim, const int64_t *size)
+/* The OUT argument at idx, resized on device dev (a new tensor replaces nil at idx). */
+static nd_tensor *nn_out(lua_State *L, int idx, nd_device dev, nd_dtype dt, int ndim, const int64_t *size)
 {
     if (lua_gettop(L) < idx) lua_settop(L, idx);
     if (lua_isnil(L, idx)) {
-        nd_lua_pushnew(L, dt, ndim, size, nd_cpu_device(), 0);
+        nd_lua_pushnew(L, dt, ndim, size, dev, 0);
         lua_replace(L, idx);
-        return nd_lua_totensor(L, idx);
+        return nd_lua_totensor_any(L, idx);
     }
-    nd_tensor *t = nd_lua_checktensor(L, idx);
-    nd_lua_resize(L, t, dt, ndim, size, 1); /* see the header comment */
+    nd_tensor *t = nd_lua_checktensor_any(L, idx);
+    if (dev.type == ND_DEVICE_CPU)
+        nd_lua_resize(L, t, dt, ndim, size, 1); /* see the header comment */
+    else
+        nd_lua_resize_on(L, t, dev, dt, ndim, size);
     return t;
 }
 
-/* An optional tensor: nil, false or absent give NULL. */
+/* An optional tensor (any device): nil, false or absent give NULL. */
 static nd_tensor *nn_opt(lua_State *L, int idx)
 {
     if (lua_isnoneornil(L, idx) || (lua_isboolean(L, idx) && !lua_toboolean(L, idx))) return NULL;
-    return nd_lua_checktensor(L, idx);
+    return nd_lua_checktensor_any(L, idx);
 }
+
+/* A tensor argument on any device. */
+static nd_tensor *nn_tensor(lua_State *L, int idx)
+{
+    return nd_lua_checktensor_any(L, idx);
+}
+
+/* The device of the (non-OUT) tensors of a call; mixed devices raise an error naming op. */
+#define NN_DEV(L, op, ...)                                                                                             \
+    nd_lua_device_of_dev((L), (op), (int)(sizeof((const nd_tensor *[]){__VA_ARGS__}) / sizeof(nd_tensor *)),           \
+                         (const nd_tensor *[]){__VA_ARGS__})
 
 static int64_t nn_int(lua_State *L, int idx, int64_t def)
 {
@@ -159,7 +184,7 @@ static nd_pool2d_params nn_pool_params(lua_State *L, int idx, int with_pad_flag)
  * output shape needs. */
 static nd_tensor *nn_image(lua_State *L, int idx, const char *op)
 {
-    nd_tensor *t = nd_lua_checktensor(L, idx);
+    nd_tensor *t = nd_lua_checktensor_any(L, idx);
     if (t->ndim != 3 && t->ndim != 4) {
         char s[ND_SHAPE_STR_MAX];
         nd_lua_error(L, "%s: expected a 3-d (C,H,W) or 4-d (N,C,H,W) input, got %s", op,
@@ -186,12 +211,14 @@ static int nn_conv_out_shape(const nd_tensor *x, const nd_tensor *w, const nd_co
 
 static int nn_conv_forward_common(lua_State *L, int ref)
 {
-    nd_tensor *x = nn_image(L, 2, "conv2d"), *w = nd_lua_checktensor(L, 3), *b = nn_opt(L, 4);
+    nd_tensor *x = nn_image(L, 2, "conv2d"), *w = nn_tensor(L, 3), *b = nn_opt(L, 4);
     nd_conv2d_params p = nn_conv_params(L, 5, 1);
+    nd_device dev = NN_DEV(L, "conv2d", x, w, b);
     int64_t size[4];
     int nd = nn_conv_out_shape(x, w, &p, size);
-    nd_tensor *out = nn_out(L, 1, x->dtype, nd, size);
-    nd_lua_check(L, ref ? nd_conv2d_forward_ref_cpu(out, x, w, b, &p) : nd_conv2d_forward_cpu(out, x, w, b, &p));
+    nd_tensor *out = nn_out(L, 1, dev, x->dtype, nd, size);
+    nd_lua_check(L, ref ? ND_DEVICE_CALL(L, "conv2d", dev.type, nd_conv2d_forward_ref, out, x, w, b, &p)
+                        : ND_DEVICE_CALL(L, "conv2d", dev.type, nd_conv2d_forward, out, x, w, b, &p));
     lua_pushvalue(L, 1);
     return 1;
 }
@@ -206,34 +233,39 @@ static int l_conv2d_forward_ref(lua_State *L)
 
 static int l_conv2d_backward_input(lua_State *L)
 {
-    nd_tensor *x = nn_image(L, 2, "conv2d backward"), *go = nd_lua_checktensor(L, 3), *w = nd_lua_checktensor(L, 4);
+    nd_tensor *x = nn_image(L, 2, "conv2d backward"), *go = nn_tensor(L, 3), *w = nn_tensor(L, 4);
     nd_conv2d_params p = nn_conv_params(L, 5, 1);
-    nd_tensor *gi = nn_out(L, 1, x->dtype, x->ndim, x->size);
-    nd_lua_check(L, nd_conv2d_backward_input_cpu(gi, go, w, &p));
+    nd_device dev = NN_DEV(L, "conv2d backward", x, go, w);
+    nd_tensor *gi = nn_out(L, 1, dev, x->dtype, x->ndim, x->size);
+    nd_lua_check(L, ND_DEVICE_CALL(L, "conv2d backward", dev.type, nd_conv2d_backward_input, gi, go, w, &p));
     lua_pushvalue(L, 1);
     return 1;
 }
 
 static int l_conv2d_backward_params(lua_State *L)
 {
-    nd_tensor *gw = nd_lua_checktensor(L, 1), *gb = nn_opt(L, 2), *x = nn_image(L, 3, "conv2d backward");
-    nd_tensor *go = nd_lua_checktensor(L, 4);
+    nd_tensor *gw = nn_tensor(L, 1), *gb = nn_opt(L, 2), *x = nn_image(L, 3, "conv2d backward");
+    nd_tensor *go = nn_tensor(L, 4);
     double scale = luaL_checknumber(L, 5);
     nd_conv2d_params p = nn_conv_params(L, 6, 1);
-    nd_lua_check(L, nd_conv2d_backward_params_cpu(gw, gb, x, go, scale, &p));
+    nd_device dev = NN_DEV(L, "conv2d backward", gw, gb, x, go);
+    nd_lua_check(L,
+                 ND_DEVICE_CALL(L, "conv2d backward", dev.type, nd_conv2d_backward_params, gw, gb, x, go, scale, &p));
     return 0;
 }
 
 static int nn_conv_backward_common(lua_State *L, int ref)
 {
     nd_tensor *gw = nn_opt(L, 2), *gb = nn_opt(L, 3), *x = nn_image(L, 4, "conv2d backward");
-    nd_tensor *go = nd_lua_checktensor(L, 5), *w = nd_lua_checktensor(L, 6);
+    nd_tensor *go = nn_tensor(L, 5), *w = nn_tensor(L, 6);
     double scale = luaL_checknumber(L, 7);
     nd_conv2d_params p = nn_conv_params(L, 8, 1);
+    const char *op = "conv2d backward";
+    nd_device dev = NN_DEV(L, op, gw, gb, x, go, w);
     int want_gi = !(lua_isboolean(L, 1) && !lua_toboolean(L, 1));
-    nd_tensor *gi = want_gi ? nn_out(L, 1, x->dtype, x->ndim, x->size) : NULL;
-    nd_lua_check(L, ref ? nd_conv2d_backward_ref_cpu(gi, gw, gb, x, go, w, scale, &p)
-                        : nd_conv2d_backward_cpu(gi, gw, gb, x, go, w, scale, &p));
+    nd_tensor *gi = want_gi ? nn_out(L, 1, dev, x->dtype, x->ndim, x->size) : NULL;
+    nd_lua_check(L, ref ? ND_DEVICE_CALL(L, op, dev.type, nd_conv2d_backward_ref, gi, gw, gb, x, go, w, scale, &p)
+                        : ND_DEVICE_CALL(L, op, dev.type, nd_conv2d_backward, gi, gw, gb, x, go, w, scale, &p));
     if (want_gi)
         lua_pushvalue(L, 1);
     else
@@ -258,15 +290,16 @@ static int l_im2col(lua_State *L)
     int64_t OW = nd_conv_out_size(x->size[b + 2], p.kw, p.sw > 0 ? p.sw : 1, p.pw, p.dw);
     int64_t size[2] = {x->size[b] * (p.kh > 0 ? p.kh : 1) * (p.kw > 0 ? p.kw : 1),
                        (b ? x->size[0] : 1) * (OH > 0 ? OH : 1) * (OW > 0 ? OW : 1)};
-    nd_tensor *cols = nn_out(L, 1, x->dtype, 2, size);
-    nd_lua_check(L, nd_im2col_cpu(cols, x, &p));
+    nd_device dev = NN_DEV(L, "im2col", x);
+    nd_tensor *cols = nn_out(L, 1, dev, x->dtype, 2, size);
+    nd_lua_check(L, ND_DEVICE_CALL(L, "im2col", dev.type, nd_im2col, cols, x, &p));
     lua_pushvalue(L, 1);
     return 1;
 }
 
 static int l_col2im(lua_State *L)
 {
-    nd_tensor *cols = nd_lua_checktensor(L, 2);
+    nd_tensor *cols = nn_tensor(L, 2);
     int64_t size[ND_MAX_DIMS];
     luaL_checktype(L, 3, LUA_TTABLE);
     int nd = nd_lua_checksizes(L, 3, size);
@@ -274,8 +307,9 @@ static int l_col2im(lua_State *L)
     for (int d = 0; d < nd; d++)
         if (size[d] < 1) nd_lua_error(L, "col2im: sizes must be positive");
     nd_conv2d_params p = nn_conv_params(L, 4, 0);
-    nd_tensor *img = nn_out(L, 1, cols->dtype, nd, size);
-    nd_lua_check(L, nd_col2im_cpu(img, cols, &p));
+    nd_device dev = NN_DEV(L, "col2im", cols);
+    nd_tensor *img = nn_out(L, 1, dev, cols->dtype, nd, size);
+    nd_lua_check(L, ND_DEVICE_CALL(L, "col2im", dev.type, nd_col2im, img, cols, &p));
     lua_pushvalue(L, 1);
     return 1;
 }
@@ -297,6 +331,20 @@ static int l_conv_scratch_free(lua_State *L)
     return 0;
 }
 
+static int l_conv_cuda_config(lua_State *L)
+{
+    if (!nd_lua_cuda_load(NULL)) return 0;
+    int tf32 = lua_isnoneornil(L, 1) ? -1 : lua_toboolean(L, 1);
+    int find = lua_isnoneornil(L, 2) ? -1 : lua_toboolean(L, 2);
+    int old_tf32 = 0, old_find = 0;
+    void (*cfg)(int, int, int *, int *) =
+        (void (*)(int, int, int *, int *))nd_lua_cuda_sym(L, "conv_cuda_config", "nd_conv_cuda_config");
+    cfg(tf32, find, &old_tf32, &old_find);
+    lua_pushboolean(L, old_tf32);
+    lua_pushboolean(L, old_find);
+    return 2;
+}
+
 /* ---- pooling ---- */
 
 static void nn_pool_out_shape(const nd_tensor *x, const nd_pool2d_params *p, int64_t *size)
@@ -316,8 +364,9 @@ static int l_maxpool2d_forward(lua_State *L)
     nd_pool2d_params p = nn_pool_params(L, 4, 0);
     int64_t size[4];
     nn_pool_out_shape(x, &p, size);
-    nd_tensor *out = nn_out(L, 1, x->dtype, x->ndim, size), *ind = nn_out(L, 2, ND_DTYPE_I64, x->ndim, size);
-    nd_lua_check(L, nd_maxpool2d_forward_cpu(out, ind, x, &p));
+    nd_device dev = NN_DEV(L, "maxpool2d", x);
+    nd_tensor *out = nn_out(L, 1, dev, x->dtype, x->ndim, size), *ind = nn_out(L, 2, dev, ND_DTYPE_I64, x->ndim, size);
+    nd_lua_check(L, ND_DEVICE_CALL(L, "maxpool2d", dev.type, nd_maxpool2d_forward, out, ind, x, &p));
     lua_pushvalue(L, 1);
     lua_pushvalue(L, 2);
     return 2;
@@ -325,11 +374,11 @@ static int l_maxpool2d_forward(lua_State *L)
 
 static int l_maxpool2d_backward(lua_State *L)
 {
-    nd_tensor *x = nn_image(L, 2, "maxpool2d backward"), *go = nd_lua_checktensor(L, 3),
-              *ind = nd_lua_checktensor(L, 4);
+    nd_tensor *x = nn_image(L, 2, "maxpool2d backward"), *go = nn_tensor(L, 3), *ind = nn_tensor(L, 4);
     nd_pool2d_params p = nn_pool_params(L, 5, 0);
-    nd_tensor *gi = nn_out(L, 1, x->dtype, x->ndim, x->size);
-    nd_lua_check(L, nd_maxpool2d_backward_cpu(gi, go, ind, &p));
+    nd_device dev = NN_DEV(L, "maxpool2d backward", x, go, ind);
+    nd_tensor *gi = nn_out(L, 1, dev, x->dtype, x->ndim, x->size);
+    nd_lua_check(L, ND_DEVICE_CALL(L, "maxpool2d backward", dev.type, nd_maxpool2d_backward, gi, go, ind, &p));
     lua_pushvalue(L, 1);
     return 1;
 }
@@ -340,18 +389,20 @@ static int l_avgpool2d_forward(lua_State *L)
     nd_pool2d_params p = nn_pool_params(L, 3, 1);
     int64_t size[4];
     nn_pool_out_shape(x, &p, size);
-    nd_tensor *out = nn_out(L, 1, x->dtype, x->ndim, size);
-    nd_lua_check(L, nd_avgpool2d_forward_cpu(out, x, &p));
+    nd_device dev = NN_DEV(L, "avgpool2d", x);
+    nd_tensor *out = nn_out(L, 1, dev, x->dtype, x->ndim, size);
+    nd_lua_check(L, ND_DEVICE_CALL(L, "avgpool2d", dev.type, nd_avgpool2d_forward, out, x, &p));
     lua_pushvalue(L, 1);
     return 1;
 }
 
 static int l_avgpool2d_backward(lua_State *L)
 {
-    nd_tensor *x = nn_image(L, 2, "avgpool2d backward"), *go = nd_lua_checktensor(L, 3);
+    nd_tensor *x = nn_image(L, 2, "avgpool2d backward"), *go = nn_tensor(L, 3);
     nd_pool2d_params p = nn_pool_params(L, 4, 1);
-    nd_tensor *gi = nn_out(L, 1, x->dtype, x->ndim, x->size);
-    nd_lua_check(L, nd_avgpool2d_backward_cpu(gi, go, &p));
+    nd_device dev = NN_DEV(L, "avgpool2d backward", x, go);
+    nd_tensor *gi = nn_out(L, 1, dev, x->dtype, x->ndim, x->size);
+    nd_lua_check(L, ND_DEVICE_CALL(L, "avgpool2d backward", dev.type, nd_avgpool2d_backward, gi, go, &p));
     lua_pushvalue(L, 1);
     return 1;
 }
@@ -367,60 +418,57 @@ static int l_adaptive_avgpool2d_forward(lua_State *L)
         size[d] = x->size[d];
     size[b + 1] = oh;
     size[b + 2] = ow;
-    nd_tensor *out = nn_out(L, 1, x->dtype, x->ndim, size);
-    nd_lua_check(L, nd_adaptive_avgpool2d_forward_cpu(out, x));
+    nd_device dev = NN_DEV(L, "adaptive_avgpool2d", x);
+    nd_tensor *out = nn_out(L, 1, dev, x->dtype, x->ndim, size);
+    nd_lua_check(L, ND_DEVICE_CALL(L, "adaptive_avgpool2d", dev.type, nd_adaptive_avgpool2d_forward, out, x));
     lua_pushvalue(L, 1);
     return 1;
 }
 
 static int l_adaptive_avgpool2d_backward(lua_State *L)
 {
-    nd_tensor *x = nn_image(L, 2, "adaptive_avgpool2d backward"), *go = nd_lua_checktensor(L, 3);
-    nd_tensor *gi = nn_out(L, 1, x->dtype, x->ndim, x->size);
-    nd_lua_check(L, nd_adaptive_avgpool2d_backward_cpu(gi, go));
+    const char *op = "adaptive_avgpool2d backward";
+    nd_tensor *x = nn_image(L, 2, op), *go = nn_tensor(L, 3);
+    nd_device dev = NN_DEV(L, op, x, go);
+    nd_tensor *gi = nn_out(L, 1, dev, x->dtype, x->ndim, x->size);
+    nd_lua_check(L, ND_DEVICE_CALL(L, op, dev.type, nd_adaptive_avgpool2d_backward, gi, go));
     lua_pushvalue(L, 1);
     return 1;
 }
 
 /* ---- activations ---- */
 
-/* Elementwise outputs: kept when they already have the shape and dtype (any strides). */
-static nd_tensor *nn_out_elementwise(lua_State *L, int idx, const nd_tensor *like)
+/* Elementwise outputs: kept when they already have the shape and dtype on dev (any strides). */
+static nd_tensor *nn_out_elementwise(lua_State *L, int idx, nd_device dev, const nd_tensor *like)
 {
-    nd_tensor *t = lua_isnoneornil(L, idx) ? NULL : nd_lua_checktensor(L, idx);
-    if (t && t->storage && t->dtype == like->dtype && nd_tensor_same_shape(t, like)) return t;
-    return nn_out(L, idx, like->dtype, like->ndim, like->size);
+    nd_tensor *t = lua_isnoneornil(L, idx) ? NULL : nd_lua_checktensor_any(L, idx);
+    if (t && t->storage && t->dtype == like->dtype && nd_tensor_same_shape(t, like) &&
+        nd_tensor_device(t).type == dev.type && nd_tensor_device(t).index == dev.index)
+        return t;
+    return nn_out(L, idx, dev, like->dtype, like->ndim, like->size);
 }
 
-typedef nd_status (*nn_fwd_fn)(nd_tensor *, const nd_tensor *);
-typedef nd_status (*nn_bwd_fn)(nd_tensor *, const nd_tensor *, const nd_tensor *);
-
-static int nn_act_forward(lua_State *L, nn_fwd_fn f, int elementwise)
-{
-    nd_tensor *x = nd_lua_checktensor(L, 2);
-    nd_tensor *out = elementwise ? nn_out_elementwise(L, 1, x) : nn_out(L, 1, x->dtype, x->ndim, x->size);
-    nd_lua_check(L, f(out, x));
-    lua_pushvalue(L, 1);
-    return 1;
-}
-
-static int nn_act_backward(lua_State *L, nn_bwd_fn f, int elementwise)
-{
-    nd_tensor *go = nd_lua_checktensor(L, 2), *y = nd_lua_checktensor(L, 3);
-    nd_tensor *gi = elementwise ? nn_out_elementwise(L, 1, y) : nn_out(L, 1, y->dtype, y->ndim, y->size);
-    nd_lua_check(L, f(gi, go, y));
-    lua_pushvalue(L, 1);
-    return 1;
-}
-
+/* The activation bindings: forward (out, input), backward (gradInput, gradOutput, output). */
 #define NN_ACT(name, elementwise)                                                                                      \
     static int l_##name##_forward(lua_State *L)                                                                        \
     {                                                                                                                  \
-        return nn_act_forward(L, nd_##name##_forward_cpu, elementwise);                                                \
+        nd_tensor *x = nn_tensor(L, 2);                                                                                \
+        nd_device dev = NN_DEV(L, #name, x);                                                                           \
+        nd_tensor *out =                                                                                               \
+            elementwise ? nn_out_elementwise(L, 1, dev, x) : nn_out(L, 1, dev, x->dtype, x->ndim, x->size);            \
+        nd_lua_check(L, ND_DEVICE_CALL(L, #name, dev.type, nd_##name##_forward, out, x));                              \
+        lua_pushvalue(L, 1);                                                                                           \
+        return 1;                                                                                                      \
     }                                                                                                                  \
     static int l_##name##_backward(lua_State *L)                                                                       \
     {                                                                                                                  \
-        return nn_act_backward(L, nd_##name##_backward_cpu, elementwise);                                              \
+        nd_tensor *go = nn_tensor(L, 2), *y = nn_tensor(L, 3);                                                         \
+        nd_device dev = NN_DEV(L, #name " backward", go, y);                                                           \
+        nd_tensor *gi =                                                                                                \
+            elementwise ? nn_out_elementwise(L, 1, dev, y) : nn_out(L, 1, dev, y->dtype, y->ndim, y->size);            \
+        nd_lua_check(L, ND_DEVICE_CALL(L, #name " backward", dev.type, nd_##name##_backward, gi, go, y));              \
+        lua_pushvalue(L, 1);                                                                                           \
+        return 1;                                                                                                      \
     }
 NN_ACT(relu, 1)
 NN_ACT(sigmoid, 1)
@@ -433,17 +481,19 @@ NN_ACT(logsoftmax, 0)
 
 static int l_batchnorm_forward_train(lua_State *L)
 {
-    nd_tensor *x = nd_lua_checktensor(L, 4), *w = nn_opt(L, 5), *b = nn_opt(L, 6);
+    nd_tensor *x = nn_tensor(L, 4), *w = nn_opt(L, 5), *b = nn_opt(L, 6);
     nd_tensor *rm = nn_opt(L, 7), *rv = nn_opt(L, 8);
+    nd_device dev = NN_DEV(L, "batchnorm", x, w, b, rm, rv);
     double momentum = luaL_checknumber(L, 9), eps = luaL_checknumber(L, 10);
     if (x->ndim < 2) {
         char s[ND_SHAPE_STR_MAX];
         nd_lua_error(L, "batchnorm: expected an (N,C) or (N,C,...) input, got %s", nd_tensor_shape_str(x, s, sizeof s));
     }
     int64_t cs[1] = {x->size[1]};
-    nd_tensor *out = nn_out(L, 1, x->dtype, x->ndim, x->size);
-    nd_tensor *sm = nn_out(L, 2, x->dtype, 1, cs), *si = nn_out(L, 3, x->dtype, 1, cs);
-    nd_lua_check(L, nd_batchnorm_forward_train_cpu(out, sm, si, x, w, b, rm, rv, momentum, eps));
+    nd_tensor *out = nn_out(L, 1, dev, x->dtype, x->ndim, x->size);
+    nd_tensor *sm = nn_out(L, 2, dev, x->dtype, 1, cs), *si = nn_out(L, 3, dev, x->dtype, 1, cs);
+    nd_lua_check(L, ND_DEVICE_CALL(L, "batchnorm", dev.type, nd_batchnorm_forward_train, out, sm, si, x, w, b, rm, rv,
+                                   momentum, eps));
     lua_pushvalue(L, 1);
     lua_pushvalue(L, 2);
     lua_pushvalue(L, 3);
@@ -452,24 +502,28 @@ static int l_batchnorm_forward_train(lua_State *L)
 
 static int l_batchnorm_forward_eval(lua_State *L)
 {
-    nd_tensor *x = nd_lua_checktensor(L, 2), *w = nn_opt(L, 3), *b = nn_opt(L, 4);
-    nd_tensor *rm = nd_lua_checktensor(L, 5), *rv = nd_lua_checktensor(L, 6);
+    nd_tensor *x = nn_tensor(L, 2), *w = nn_opt(L, 3), *b = nn_opt(L, 4);
+    nd_tensor *rm = nn_tensor(L, 5), *rv = nn_tensor(L, 6);
     double eps = luaL_checknumber(L, 7);
-    nd_tensor *out = nn_out(L, 1, x->dtype, x->ndim, x->size);
-    nd_lua_check(L, nd_batchnorm_forward_eval_cpu(out, x, w, b, rm, rv, eps));
+    nd_device dev = NN_DEV(L, "batchnorm", x, w, b, rm, rv);
+    nd_tensor *out = nn_out(L, 1, dev, x->dtype, x->ndim, x->size);
+    nd_lua_check(L, ND_DEVICE_CALL(L, "batchnorm", dev.type, nd_batchnorm_forward_eval, out, x, w, b, rm, rv, eps));
     lua_pushvalue(L, 1);
     return 1;
 }
 
 static int l_batchnorm_backward(lua_State *L)
 {
-    nd_tensor *gw = nn_opt(L, 2), *gb = nn_opt(L, 3), *x = nd_lua_checktensor(L, 4), *go = nd_lua_checktensor(L, 5);
+    nd_tensor *gw = nn_opt(L, 2), *gb = nn_opt(L, 3), *x = nn_tensor(L, 4), *go = nn_tensor(L, 5);
     nd_tensor *w = nn_opt(L, 6), *sm = nn_opt(L, 7), *si = nn_opt(L, 8), *rm = nn_opt(L, 9), *rv = nn_opt(L, 10);
     int train = lua_toboolean(L, 11);
     double scale = luaL_checknumber(L, 12), eps = luaL_checknumber(L, 13);
+    const char *op = "batchnorm backward";
+    nd_device dev = NN_DEV(L, op, gw, gb, x, go, w, sm, si, rm, rv);
     int want_gi = !(lua_isboolean(L, 1) && !lua_toboolean(L, 1));
-    nd_tensor *gi = want_gi ? nn_out(L, 1, x->dtype, x->ndim, x->size) : NULL;
-    nd_lua_check(L, nd_batchnorm_backward_cpu(gi, gw, gb, x, go, w, sm, si, rm, rv, train, scale, eps));
+    nd_tensor *gi = want_gi ? nn_out(L, 1, dev, x->dtype, x->ndim, x->size) : NULL;
+    nd_lua_check(L, ND_DEVICE_CALL(L, op, dev.type, nd_batchnorm_backward, gi, gw, gb, x, go, w, sm, si, rm, rv, train,
+                                   scale, eps));
     if (want_gi)
         lua_pushvalue(L, 1);
     else
@@ -516,6 +570,30 @@ static void nn_targets(lua_State *L, nd_tensor *out, const nd_tensor *t, int64_t
     nd_tensor_release(&flat);
 }
 
+/* The 0-based int64 targets on the GPU dev, pushed on the stack: CPU targets are converted and
+ * checked on the host (as above) then copied; GPU targets are converted by a kernel (invalid ones
+ * are reported by the loss forward). */
+static nd_tensor *nn_targets_cuda(lua_State *L, nd_device dev, const nd_tensor *t, int64_t nclasses, int64_t ignore,
+                                  const char *op)
+{
+    int64_t size[1] = {nd_tensor_numel(t)};
+    nd_tensor *out = nd_lua_pushnew(L, ND_DTYPE_I64, 1, size, dev, 0);
+    nd_device td = nd_tensor_device(t);
+    if (td.type == ND_DEVICE_CPU) {
+        nd_tensor host;
+        nn_targets(L, &host, t, nclasses, ignore, op);
+        nd_status st = nd_tensor_copy(out, &host);
+        nd_tensor_release(&host);
+        nd_lua_check(L, st);
+        return out;
+    }
+    if (td.index != dev.index) nd_lua_error(L, "%s: target and input are on different GPUs", op);
+    nd_status (*convert)(nd_tensor *, const nd_tensor *, int64_t, int64_t) =
+        (nd_status(*)(nd_tensor *, const nd_tensor *, int64_t, int64_t))nd_lua_cuda_sym(L, op, "nd_nll_targets_cuda");
+    nd_lua_check(L, convert(out, t, nclasses, ignore));
+    return out;
+}
+
 static int64_t nn_classes(lua_State *L, const nd_tensor *x, const char *op)
 {
     if (x->ndim != 1 && x->ndim != 2) {
@@ -527,9 +605,19 @@ static int64_t nn_classes(lua_State *L, const nd_tensor *x, const char *op)
 
 static int l_nll_forward(lua_State *L)
 {
-    nd_tensor *x = nd_lua_checktensor(L, 1), *t = nd_lua_checktensor(L, 2), *w = nn_opt(L, 3);
+    nd_tensor *x = nn_tensor(L, 1), *t = nn_tensor(L, 2), *w = nn_opt(L, 3);
     int avg = lua_toboolean(L, 4);
     int64_t ignore = nn_int(L, 5, -100);
+    nd_device dev = NN_DEV(L, "nll_loss", x, w);
+    if (dev.type == ND_DEVICE_CUDA) {
+        nd_tensor *tg = nn_targets_cuda(L, dev, t, nn_classes(L, x, "nll_loss"), ignore, "nll_loss");
+        double loss = 0, tw = 0;
+        nd_lua_check(L, ND_DEVICE_CALL(L, "nll_loss", ND_DEVICE_CUDA, nd_nll_loss_forward, &loss, &tw, x, tg, w, avg,
+                                       ignore - 1));
+        lua_pushnumber(L, loss);
+        lua_pushnumber(L, tw);
+        return 2;
+    }
     nd_tensor tgt;
     nn_targets(L, &tgt, t, nn_classes(L, x, "nll_loss"), ignore, "nll_loss");
     double loss = 0, tw = 0;
@@ -543,13 +631,22 @@ static int l_nll_forward(lua_State *L)
 
 static int l_nll_backward(lua_State *L)
 {
-    nd_tensor *x = nd_lua_checktensor(L, 2), *t = nd_lua_checktensor(L, 3), *w = nn_opt(L, 4);
+    nd_tensor *x = nn_tensor(L, 2), *t = nn_tensor(L, 3), *w = nn_opt(L, 4);
     double tw = luaL_checknumber(L, 5);
     int avg = lua_toboolean(L, 6);
     int64_t ignore = nn_int(L, 7, -100);
     double gs = luaL_optnumber(L, 8, 1.0);
-    int64_t C = nn_classes(L, x, "nll_loss backward");
-    nd_tensor *gi = nn_out(L, 1, x->dtype, x->ndim, x->size);
+    const char *op = "nll_loss backward";
+    int64_t C = nn_classes(L, x, op);
+    nd_device dev = NN_DEV(L, op, x, w);
+    nd_tensor *gi = nn_out(L, 1, dev, x->dtype, x->ndim, x->size);
+    if (dev.type == ND_DEVICE_CUDA) {
+        nd_tensor *tg = nn_targets_cuda(L, dev, t, C, ignore, op);
+        nd_lua_check(L,
+                     ND_DEVICE_CALL(L, op, ND_DEVICE_CUDA, nd_nll_loss_backward, gi, tg, w, tw, avg, ignore - 1, gs));
+        lua_pushvalue(L, 1);
+        return 1;
+    }
     nd_tensor tgt;
     nn_targets(L, &tgt, t, C, ignore, "nll_loss backward");
     nd_status st = nd_nll_loss_backward_cpu(gi, &tgt, w, tw, avg, ignore - 1, gs);
@@ -562,19 +659,21 @@ static int l_nll_backward(lua_State *L)
 static int l_mse_forward(lua_State *L)
 {
     double loss = 0;
-    nd_lua_check(
-        L, nd_mse_loss_forward_cpu(&loss, nd_lua_checktensor(L, 1), nd_lua_checktensor(L, 2), lua_toboolean(L, 3)));
+    nd_tensor *x = nn_tensor(L, 1), *t = nn_tensor(L, 2);
+    nd_device dev = NN_DEV(L, "mse_loss", x, t);
+    nd_lua_check(L, ND_DEVICE_CALL(L, "mse_loss", dev.type, nd_mse_loss_forward, &loss, x, t, lua_toboolean(L, 3)));
     lua_pushnumber(L, loss);
     return 1;
 }
 
 static int l_mse_backward(lua_State *L)
 {
-    nd_tensor *x = nd_lua_checktensor(L, 2), *t = nd_lua_checktensor(L, 3);
+    nd_tensor *x = nn_tensor(L, 2), *t = nn_tensor(L, 3);
     int avg = lua_toboolean(L, 4);
     double gs = luaL_optnumber(L, 5, 1.0);
-    nd_tensor *gi = nn_out_elementwise(L, 1, x);
-    nd_lua_check(L, nd_mse_loss_backward_cpu(gi, x, t, avg, gs));
+    nd_device dev = NN_DEV(L, "mse_loss backward", x, t);
+    nd_tensor *gi = nn_out_elementwise(L, 1, dev, x);
+    nd_lua_check(L, ND_DEVICE_CALL(L, "mse_loss backward", dev.type, nd_mse_loss_backward, gi, x, t, avg, gs));
     lua_pushvalue(L, 1);
     return 1;
 }
@@ -582,19 +681,21 @@ static int l_mse_backward(lua_State *L)
 static int l_bce_forward(lua_State *L)
 {
     double loss = 0;
-    nd_lua_check(L, nd_bce_loss_forward_cpu(&loss, nd_lua_checktensor(L, 1), nd_lua_checktensor(L, 2), nn_opt(L, 3),
-                                            lua_toboolean(L, 4)));
+    nd_tensor *x = nn_tensor(L, 1), *t = nn_tensor(L, 2), *w = nn_opt(L, 3);
+    nd_device dev = NN_DEV(L, "bce_loss", x, t, w);
+    nd_lua_check(L, ND_DEVICE_CALL(L, "bce_loss", dev.type, nd_bce_loss_forward, &loss, x, t, w, lua_toboolean(L, 4)));
     lua_pushnumber(L, loss);
     return 1;
 }
 
 static int l_bce_backward(lua_State *L)
 {
-    nd_tensor *x = nd_lua_checktensor(L, 2), *t = nd_lua_checktensor(L, 3), *w = nn_opt(L, 4);
+    nd_tensor *x = nn_tensor(L, 2), *t = nn_tensor(L, 3), *w = nn_opt(L, 4);
     int avg = lua_toboolean(L, 5);
     double gs = luaL_optnumber(L, 6, 1.0);
-    nd_tensor *gi = nn_out_elementwise(L, 1, x);
-    nd_lua_check(L, nd_bce_loss_backward_cpu(gi, x, t, w, avg, gs));
+    nd_device dev = NN_DEV(L, "bce_loss backward", x, t, w);
+    nd_tensor *gi = nn_out_elementwise(L, 1, dev, x);
+    nd_lua_check(L, ND_DEVICE_CALL(L, "bce_loss backward", dev.type, nd_bce_loss_backward, gi, x, t, w, avg, gs));
     lua_pushvalue(L, 1);
     return 1;
 }
@@ -609,6 +710,7 @@ static const luaL_Reg nd_lua_nn_fns[] = {{"conv2d_forward", l_conv2d_forward},
                                          {"col2im", l_col2im},
                                          {"conv_config", l_conv_config},
                                          {"conv_scratch_free", l_conv_scratch_free},
+                                         {"conv_cuda_config", l_conv_cuda_config},
                                          {"maxpool2d_forward", l_maxpool2d_forward},
                                          {"maxpool2d_backward", l_maxpool2d_backward},
                                          {"avgpool2d_forward", l_avgpool2d_forward},

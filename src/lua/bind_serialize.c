@@ -13,8 +13,8 @@
  * nd.save (offset 1, sizes {n}, strides {1}) to read a whole storage. */
 static int l_setview(lua_State *L)
 {
-    nd_tensor *dst = nd_lua_checktensor(L, 1);
-    nd_tensor *src = nd_lua_checktensor(L, 2);
+    nd_tensor *dst = nd_lua_checktensor_any(L, 1); /* views are device-neutral (nd.save of GPU tensors) */
+    nd_tensor *src = nd_lua_checktensor_any(L, 2);
     lua_Integer off = luaL_checkinteger(L, 3);
     luaL_checktype(L, 4, LUA_TTABLE);
     luaL_checktype(L, 5, LUA_TTABLE);

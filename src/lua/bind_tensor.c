@@ -102,22 +102,33 @@ void nd_lua_check(lua_State *L, nd_status st)
 
 /* Bytes not yet seen by the collector: add them as GC debt so that a loop making big tensors
  * triggers collection of the dead ones (their userdata is tiny). */
+/* GPU storages count too: dead GPU tensors hold device memory until collected. */
 void nd_lua_account(lua_State *L, nd_tensor *t)
 {
     nd_storage *s = t->storage;
-    if (!s || s->accounted || s->device.type != ND_DEVICE_CPU) {
-        if (s) s->accounted = 1;
-        return;
-    }
+    if (!s || s->accounted) return;
     s->accounted = 1;
     int64_t kb = s->nbytes / 1024;
     if (kb > 0) lua_gc(L, LUA_GCSTEP, (int)(kb > 1 << 30 ? 1 << 30 : kb));
 }
 
+/* nd_tensor_new; on a GPU out of memory, a full collection (dead tensors give their blocks back
+ * to the caching allocator, which then also returns its free ones to the driver) and one retry. */
+static nd_status nd_lua_tensor_new(lua_State *L, nd_tensor *t, nd_dtype dt, int ndim, const int64_t *size,
+                                   nd_device dev, int zero)
+{
+    nd_status st = nd_tensor_new(t, dt, ndim, size, dev, zero);
+    if (st == ND_ERR_MEMORY && dev.type == ND_DEVICE_CUDA) {
+        lua_gc(L, LUA_GCCOLLECT);
+        st = nd_tensor_new(t, dt, ndim, size, dev, zero);
+    }
+    return st;
+}
+
 nd_tensor *nd_lua_pushnew(lua_State *L, nd_dtype dt, int ndim, const int64_t *size, nd_device dev, int zero)
 {
     nd_tensor *t = nd_lua_pushempty(L, dt);
-    nd_lua_check(L, nd_tensor_new(t, dt, ndim, size, dev, zero));
+    nd_lua_check(L, nd_lua_tensor_new(L, t, dt, ndim, size, dev, zero));
     nd_lua_account(L, t);
     return t;
 }
@@ -195,17 +206,32 @@ static void nd_lua_checkpositive(lua_State *L, int ndim, const int64_t *size, co
 
 /* ---- creation ---- */
 
+/* A device name: nil or "cpu" (the host), "cuda" (the current GPU) or "cuda:N" (GPU N, from 0).
+ * Naming a GPU loads and initialises the CUDA backend, or raises "CUDA is not available: why". */
 static nd_device nd_lua_optdevice(lua_State *L, int idx)
 {
     nd_device d = nd_cpu_device();
     if (lua_isnoneornil(L, idx)) return d;
     const char *name = luaL_checkstring(L, idx);
     if (strcmp(name, "cpu") == 0) return d;
-    if (strcmp(name, "cuda") == 0) {
+    if (strncmp(name, "cuda", 4) == 0) {
+        int index = -1;
+        char extra;
+        if (name[4] == ':' && (sscanf(name + 5, "%d%c", &index, &extra) != 1 || index < 0))
+            nd_lua_error(L, "unknown device '%s' (cpu, cuda or cuda:N)", name);
+        if (name[4] != ':' && name[4] != '\0') nd_lua_error(L, "unknown device '%s' (cpu, cuda or cuda:N)", name);
+        nd_lua_cuda_init(L);
+        if (index < 0) {
+            int (*cur)(void) = (int (*)(void))nd_lua_cuda_sym(L, "cuda", "nd_cuda_current_device");
+            index = cur();
+        }
+        int (*count)(void) = (int (*)(void))nd_lua_cuda_sym(L, "cuda", "nd_cuda_device_count");
+        if (index >= count()) nd_lua_error(L, "device %s does not exist (%d GPUs, numbered from 0)", name, count());
         d.type = ND_DEVICE_CUDA;
+        d.index = index;
         return d;
     }
-    nd_lua_error(L, "unknown device '%s' (cpu or cuda)", name);
+    nd_lua_error(L, "unknown device '%s' (cpu, cuda or cuda:N)", name);
     return d;
 }
 
@@ -246,7 +272,7 @@ void nd_lua_resize_on(lua_State *L, nd_tensor *t, nd_device dev, nd_dtype dt, in
         return;
     }
     nd_tensor fresh;
-    nd_lua_check(L, nd_tensor_new(&fresh, dt, ndim, size, dev, 0));
+    nd_lua_check(L, nd_lua_tensor_new(L, &fresh, dt, ndim, size, dev, 0));
     nd_tensor_release(t);
     *t = fresh;
     nd_lua_account(L, t);
@@ -279,7 +305,7 @@ void nd_lua_resize(lua_State *L, nd_tensor *t, nd_dtype dt, int ndim, const int6
     }
     nd_device dev = strict ? nd_cpu_device() : nd_tensor_device(t);
     nd_tensor fresh;
-    nd_lua_check(L, nd_tensor_new(&fresh, dt, ndim, size, dev, 0));
+    nd_lua_check(L, nd_lua_tensor_new(L, &fresh, dt, ndim, size, dev, 0));
     nd_tensor_release(t);
     *t = fresh;
     nd_lua_account(L, t);
@@ -289,7 +315,7 @@ void nd_lua_resize(lua_State *L, nd_tensor *t, nd_dtype dt, int ndim, const int6
  * large enough (Torch7 resize). Contents are unspecified unless the old layout was contiguous. */
 static int l_resize(lua_State *L)
 {
-    nd_tensor *t = nd_lua_checktensor(L, 1);
+    nd_tensor *t = nd_lua_checktensor_any(L, 1);
     int64_t size[ND_MAX_DIMS];
     luaL_checktype(L, 2, LUA_TTABLE);
     int ndim = nd_lua_checksizes(L, 2, size);
@@ -304,7 +330,7 @@ static int l_resize(lua_State *L)
 /* core.size(t [, dim]) / core.stride(t [, dim]): one entry, or a table of all. */
 static int nd_lua_pushdims(lua_State *L, int stride)
 {
-    nd_tensor *t = nd_lua_checktensor(L, 1);
+    nd_tensor *t = nd_lua_checktensor_any(L, 1);
     const int64_t *v = stride ? t->stride : t->size;
     if (!lua_isnoneornil(L, 2)) {
         lua_pushinteger(L, v[nd_lua_checkdim(L, 2, t, 0)]);
@@ -322,39 +348,41 @@ static int l_stride(lua_State *L) { return nd_lua_pushdims(L, 1); }
 
 static int l_dim(lua_State *L)
 {
-    lua_pushinteger(L, nd_lua_checktensor(L, 1)->ndim);
+    lua_pushinteger(L, nd_lua_checktensor_any(L, 1)->ndim);
     return 1;
 }
 
 static int l_numel(lua_State *L)
 {
-    lua_pushinteger(L, nd_tensor_numel(nd_lua_checktensor(L, 1)));
+    lua_pushinteger(L, nd_tensor_numel(nd_lua_checktensor_any(L, 1)));
     return 1;
 }
 
 static int l_dtype(lua_State *L)
 {
-    lua_pushstring(L, nd_dtype_name(nd_lua_checktensor(L, 1)->dtype));
+    lua_pushstring(L, nd_dtype_name(nd_lua_checktensor_any(L, 1)->dtype));
     return 1;
 }
 
+/* core.device(t) -> "cpu" | "cuda", device index (0 for the host). */
 static int l_device(lua_State *L)
 {
-    nd_tensor *t = nd_lua_checktensor(L, 1);
-    lua_pushstring(L, nd_tensor_device(t).type == ND_DEVICE_CPU ? "cpu" : "cuda");
-    return 1;
+    nd_device d = nd_tensor_device(nd_lua_checktensor_any(L, 1));
+    lua_pushstring(L, d.type == ND_DEVICE_CPU ? "cpu" : "cuda");
+    lua_pushinteger(L, d.index);
+    return 2;
 }
 
 static int l_iscontiguous(lua_State *L)
 {
-    lua_pushboolean(L, nd_tensor_is_contiguous(nd_lua_checktensor(L, 1)));
+    lua_pushboolean(L, nd_tensor_is_contiguous(nd_lua_checktensor_any(L, 1)));
     return 1;
 }
 
 /* core.storageid(t): an integer naming the storage (nil when empty); equal ids share memory. */
 static int l_storageid(lua_State *L)
 {
-    nd_tensor *t = nd_lua_checktensor(L, 1);
+    nd_tensor *t = nd_lua_checktensor_any(L, 1);
     if (!t->storage) return 0;
     lua_pushinteger(L, (lua_Integer)(intptr_t)t->storage);
     return 1;
@@ -363,13 +391,13 @@ static int l_storageid(lua_State *L)
 /* core.offset(t): 1-based storage offset (Torch7 storageOffset). core.storagesize(t): elements. */
 static int l_offset(lua_State *L)
 {
-    lua_pushinteger(L, nd_lua_checktensor(L, 1)->offset + 1);
+    lua_pushinteger(L, nd_lua_checktensor_any(L, 1)->offset + 1);
     return 1;
 }
 
 static int l_storagesize(lua_State *L)
 {
-    nd_tensor *t = nd_lua_checktensor(L, 1);
+    nd_tensor *t = nd_lua_checktensor_any(L, 1);
     lua_pushinteger(L, t->storage ? t->storage->nbytes / (int64_t)nd_dtype_size(t->dtype) : 0);
     return 1;
 }
@@ -378,13 +406,13 @@ static int l_storagesize(lua_State *L)
 
 static nd_tensor *nd_lua_viewarg(lua_State *L, nd_tensor **src)
 {
-    *src = nd_lua_checktensor(L, 1);
+    *src = nd_lua_checktensor_any(L, 1);
     return nd_lua_pushview(L, *src);
 }
 
 static int l_narrow(lua_State *L)
 {
-    nd_tensor *src = nd_lua_checktensor(L, 1);
+    nd_tensor *src = nd_lua_checktensor_any(L, 1);
     int dim = nd_lua_checkdim(L, 2, src, 0);
     lua_Integer start = luaL_checkinteger(L, 3), len = luaL_checkinteger(L, 4);
     nd_tensor *v = nd_lua_viewarg(L, &src);
@@ -394,7 +422,7 @@ static int l_narrow(lua_State *L)
 
 static int l_select(lua_State *L)
 {
-    nd_tensor *src = nd_lua_checktensor(L, 1);
+    nd_tensor *src = nd_lua_checktensor_any(L, 1);
     int dim = nd_lua_checkdim(L, 2, src, 0);
     lua_Integer idx = luaL_checkinteger(L, 3);
     if (src->ndim == 1) return nd_lua_error(L, "select: a 1-d tensor has no sub-tensor (use t[i] for a value)");
@@ -406,7 +434,7 @@ static int l_select(lua_State *L)
 
 static int l_transpose(lua_State *L)
 {
-    nd_tensor *src = nd_lua_checktensor(L, 1);
+    nd_tensor *src = nd_lua_checktensor_any(L, 1);
     int d0 = nd_lua_checkdim(L, 2, src, 0), d1 = nd_lua_checkdim(L, 3, src, 0);
     nd_tensor *v = nd_lua_viewarg(L, &src);
     nd_lua_check(L, nd_tensor_transpose(v, d0, d1));
@@ -415,7 +443,7 @@ static int l_transpose(lua_State *L)
 
 static int l_permute(lua_State *L)
 {
-    nd_tensor *src = nd_lua_checktensor(L, 1);
+    nd_tensor *src = nd_lua_checktensor_any(L, 1);
     int64_t p[ND_MAX_DIMS];
     luaL_checktype(L, 2, LUA_TTABLE);
     int n = nd_lua_checksizes(L, 2, p);
@@ -433,7 +461,7 @@ static int l_permute(lua_State *L)
 
 static int l_unsqueeze(lua_State *L)
 {
-    nd_tensor *src = nd_lua_checktensor(L, 1);
+    nd_tensor *src = nd_lua_checktensor_any(L, 1);
     int dim = nd_lua_checkdim(L, 2, src, 1);
     nd_tensor *v = nd_lua_viewarg(L, &src);
     nd_lua_check(L, nd_tensor_unsqueeze(v, dim));
@@ -442,7 +470,7 @@ static int l_unsqueeze(lua_State *L)
 
 static int l_squeeze(lua_State *L)
 {
-    nd_tensor *src = nd_lua_checktensor(L, 1);
+    nd_tensor *src = nd_lua_checktensor_any(L, 1);
     int dim = lua_isnoneornil(L, 2) ? -1 : nd_lua_checkdim(L, 2, src, 0);
     nd_tensor *v = nd_lua_viewarg(L, &src);
     nd_lua_check(L, nd_tensor_squeeze(v, dim));
@@ -451,7 +479,7 @@ static int l_squeeze(lua_State *L)
 
 static int l_expand(lua_State *L)
 {
-    nd_tensor *src = nd_lua_checktensor(L, 1);
+    nd_tensor *src = nd_lua_checktensor_any(L, 1);
     int64_t size[ND_MAX_DIMS];
     luaL_checktype(L, 2, LUA_TTABLE);
     int n = nd_lua_checksizes(L, 2, size);
@@ -462,7 +490,7 @@ static int l_expand(lua_State *L)
 
 static int l_view(lua_State *L)
 {
-    nd_tensor *src = nd_lua_checktensor(L, 1);
+    nd_tensor *src = nd_lua_checktensor_any(L, 1);
     int64_t size[ND_MAX_DIMS];
     luaL_checktype(L, 2, LUA_TTABLE);
     int n = nd_lua_checksizes(L, 2, size);
@@ -473,7 +501,7 @@ static int l_view(lua_State *L)
 
 static int l_unfold(lua_State *L)
 {
-    nd_tensor *src = nd_lua_checktensor(L, 1);
+    nd_tensor *src = nd_lua_checktensor_any(L, 1);
     int dim = nd_lua_checkdim(L, 2, src, 0);
     lua_Integer size = luaL_checkinteger(L, 3), step = luaL_checkinteger(L, 4);
     nd_tensor *v = nd_lua_viewarg(L, &src);
@@ -484,7 +512,7 @@ static int l_unfold(lua_State *L)
 /* core.set(dst, src): dst becomes a view of src (Torch7 :set). */
 static int l_set(lua_State *L)
 {
-    nd_tensor *dst = nd_lua_checktensor(L, 1), *src = nd_lua_checktensor(L, 2);
+    nd_tensor *dst = nd_lua_checktensor_any(L, 1), *src = nd_lua_checktensor_any(L, 2);
     nd_tensor_set(dst, src);
     lua_settop(L, 1);
     return 1;
@@ -494,7 +522,7 @@ static int l_set(lua_State *L)
 
 static int l_copy(lua_State *L)
 {
-    nd_tensor *dst = nd_lua_checktensor(L, 1), *src = nd_lua_checktensor(L, 2);
+    nd_tensor *dst = nd_lua_checktensor_any(L, 1), *src = nd_lua_checktensor_any(L, 2);
     nd_lua_check(L, nd_tensor_copy(dst, src));
     lua_settop(L, 1);
     return 1;
@@ -503,7 +531,7 @@ static int l_copy(lua_State *L)
 /* core.clone(t [, dtype [, device]]): a contiguous copy (converted). */
 static int l_clone(lua_State *L)
 {
-    nd_tensor *src = nd_lua_checktensor(L, 1);
+    nd_tensor *src = nd_lua_checktensor_any(L, 1);
     nd_dtype dt = nd_lua_optdtype(L, 2, src->dtype);
     nd_device dev = lua_isnoneornil(L, 3) ? nd_tensor_device(src) : nd_lua_optdevice(L, 3);
     if (src->ndim == 0) {
@@ -517,7 +545,7 @@ static int l_clone(lua_State *L)
 
 static int l_contiguous(lua_State *L)
 {
-    nd_tensor *src = nd_lua_checktensor(L, 1);
+    nd_tensor *src = nd_lua_checktensor_any(L, 1);
     if (nd_tensor_is_contiguous(src)) {
         lua_settop(L, 1);
         return 1;
@@ -528,21 +556,22 @@ static int l_contiguous(lua_State *L)
 /* core.free(t): drops the storage now (also __gc and __close); t becomes empty. */
 static int l_free(lua_State *L)
 {
-    nd_tensor *t = nd_lua_totensor(L, 1);
+    nd_tensor *t = nd_lua_totensor_any(L, 1);
     if (t) nd_tensor_release(t);
     return 0;
 }
 
 /* ---- element access ---- */
 
-static char *nd_lua_elemptr(lua_State *L, nd_tensor *t, int first)
+/* Storage offset (elements, relative to t's element 0) of the element at 1-based indices
+ * first..top; raises on a wrong count or an index out of range. */
+static int64_t nd_lua_elemoff(lua_State *L, nd_tensor *t, int first)
 {
     int n = lua_gettop(L) - first + 1;
     if (n != t->ndim) {
         char s[ND_SHAPE_STR_MAX];
         nd_lua_error(L, "expected %d indices for a %s tensor, got %d", t->ndim, nd_tensor_shape_str(t, s, sizeof s), n);
     }
-    if (nd_tensor_device(t).type != ND_DEVICE_CPU) nd_lua_error(L, "element access needs a CPU tensor (call :float())");
     int64_t off = 0;
     for (int d = 0; d < t->ndim; d++) {
         lua_Integer i = luaL_checkinteger(L, first + d);
@@ -554,7 +583,27 @@ static char *nd_lua_elemptr(lua_State *L, nd_tensor *t, int first)
         }
         off += (i - 1) * t->stride[d];
     }
-    return (char *)nd_tensor_data(t) + off * (int64_t)nd_dtype_size(t->dtype);
+    return off;
+}
+
+static char *nd_lua_elemptr(lua_State *L, nd_tensor *t, int first)
+{
+    return (char *)nd_tensor_data(t) + nd_lua_elemoff(L, t, first) * (int64_t)nd_dtype_size(t->dtype);
+}
+
+/* One element of a GPU tensor through a host copy: *one (1 element, CPU) receives it (to_host) or
+ * is written to it. Slow (a transfer and a synchronisation per element) but correct. */
+static void nd_lua_gpu_elem(lua_State *L, nd_tensor *t, int64_t off, nd_tensor *one, int to_host)
+{
+    nd_tensor v;
+    nd_tensor_view_of(&v, t);
+    v.offset += off;
+    v.ndim = 1;
+    v.size[0] = 1;
+    v.stride[0] = 1;
+    nd_status st = to_host ? nd_tensor_copy(one, &v) : nd_tensor_copy(&v, one);
+    nd_tensor_release(&v);
+    nd_lua_check(L, st);
 }
 
 static void nd_lua_pushelem(lua_State *L, nd_dtype dt, const char *p)
@@ -586,27 +635,54 @@ static void nd_lua_storeelem(lua_State *L, nd_dtype dt, char *p, int idx)
 }
 
 /* core.get(t, i1, ..., in) -> number; core.setelem(t, v, i1, ..., in). */
+/* On a GPU tensor each call copies one element (see nd_lua_gpu_elem). */
 static int l_get(lua_State *L)
 {
-    nd_tensor *t = nd_lua_checktensor(L, 1);
+    nd_tensor *t = nd_lua_checktensor_any(L, 1);
+    if (nd_tensor_device(t).type != ND_DEVICE_CPU) {
+        int64_t off = nd_lua_elemoff(L, t, 2);
+        int64_t one_size[1] = {1};
+        nd_tensor *one = nd_lua_pushnew(L, t->dtype, 1, one_size, nd_cpu_device(), 0);
+        nd_lua_gpu_elem(L, t, off, one, 1);
+        nd_lua_pushelem(L, t->dtype, (const char *)nd_tensor_data(one));
+        return 1;
+    }
     nd_lua_pushelem(L, t->dtype, nd_lua_elemptr(L, t, 2));
     return 1;
 }
 
 static int l_setelem(lua_State *L)
 {
-    nd_tensor *t = nd_lua_checktensor(L, 1);
+    nd_tensor *t = nd_lua_checktensor_any(L, 1);
     luaL_checkany(L, 2);
+    if (nd_tensor_device(t).type != ND_DEVICE_CPU) {
+        int64_t off = nd_lua_elemoff(L, t, 3);
+        int64_t one_size[1] = {1};
+        nd_tensor *one = nd_lua_pushnew(L, t->dtype, 1, one_size, nd_cpu_device(), 0);
+        nd_lua_storeelem(L, t->dtype, (char *)nd_tensor_data(one), 2);
+        nd_lua_gpu_elem(L, t, off, one, 0);
+        return 0;
+    }
     char *p = nd_lua_elemptr(L, t, 3);
     nd_lua_storeelem(L, t->dtype, p, 2);
     return 0;
 }
 
+/* A CPU copy of the GPU tensor at idx replaces it on the stack (CPU tensors stay as they are). */
+static nd_tensor *nd_lua_hostarg(lua_State *L, int idx)
+{
+    nd_tensor *t = nd_lua_checktensor_any(L, idx);
+    if (nd_tensor_device(t).type == ND_DEVICE_CPU || t->ndim == 0) return t;
+    nd_tensor *h = nd_lua_pushnew(L, t->dtype, t->ndim, t->size, nd_cpu_device(), 0);
+    nd_lua_check(L, nd_tensor_copy(h, t));
+    lua_replace(L, idx);
+    return nd_lua_checktensor_any(L, idx);
+}
+
 /* core.toflat(t) -> {values in row-major order}; core.fromflat(t, list) fills t row-major. */
 static int l_toflat(lua_State *L)
 {
-    nd_tensor *t = nd_lua_checktensor(L, 1);
-    if (nd_tensor_device(t).type != ND_DEVICE_CPU) return nd_lua_error(L, "toflat needs a CPU tensor");
+    nd_tensor *t = nd_lua_hostarg(L, 1);
     int64_t n = nd_tensor_numel(t), k = 0;
     lua_createtable(L, (int)n, 0);
     nd_iter it;
@@ -623,9 +699,19 @@ static int l_toflat(lua_State *L)
 
 static int l_fromflat(lua_State *L)
 {
-    nd_tensor *t = nd_lua_checktensor(L, 1);
+    nd_tensor *t = nd_lua_checktensor_any(L, 1);
     luaL_checktype(L, 2, LUA_TTABLE);
-    if (nd_tensor_device(t).type != ND_DEVICE_CPU) return nd_lua_error(L, "fromflat needs a CPU tensor");
+    if (nd_tensor_device(t).type != ND_DEVICE_CPU) { /* fill a host tensor, then copy it over */
+        lua_settop(L, 2);
+        nd_tensor *h = nd_lua_pushnew(L, t->dtype, t->ndim, t->size, nd_cpu_device(), 0);
+        lua_pushcfunction(L, l_fromflat);
+        lua_pushvalue(L, 3);
+        lua_pushvalue(L, 2);
+        lua_call(L, 2, 0);
+        nd_lua_check(L, nd_tensor_copy(t, h));
+        lua_settop(L, 1);
+        return 1;
+    }
     int64_t n = nd_tensor_numel(t), k = 0;
     if ((int64_t)luaL_len(L, 2) != n)
         return nd_lua_error(L, "fromflat: %d values for %d elements", (int)luaL_len(L, 2), (int)n);
@@ -647,7 +733,7 @@ static int l_fromflat(lua_State *L)
 /* core.tobytes(t) -> string of the row-major element bytes (little-endian host order). */
 static int l_tobytes(lua_State *L)
 {
-    nd_tensor *t = nd_lua_checktensor(L, 1);
+    nd_tensor *t = nd_lua_checktensor_any(L, 1);
     if (t->ndim == 0) {
         lua_pushliteral(L, "");
         return 1;
@@ -667,7 +753,7 @@ static int l_tobytes(lua_State *L)
 /* core.frombytes(t, s [, pos]): fills t (row-major) from bytes of s starting at 1-based pos. */
 static int l_frombytes(lua_State *L)
 {
-    nd_tensor *t = nd_lua_checktensor(L, 1);
+    nd_tensor *t = nd_lua_checktensor_any(L, 1);
     size_t len;
     const char *s = luaL_checklstring(L, 2, &len);
     lua_Integer pos = luaL_optinteger(L, 3, 1);
@@ -694,7 +780,7 @@ static int l_frombytes(lua_State *L)
     return 1;
 }
 
-/* ---- random numbers (the global generator) ---- */
+/* ---- random numbers (the global generator; GPU tensors: the device generator, random.cu) ---- */
 
 static int l_manualseed(lua_State *L)
 {
@@ -710,32 +796,52 @@ static int l_initialseed(lua_State *L)
 
 static int l_rand(lua_State *L)
 {
-    nd_tensor *t = nd_lua_checktensor(L, 1);
-    nd_lua_check(L, nd_rng_fill_uniform(nd_rng_global(), t, luaL_optnumber(L, 2, 0), luaL_optnumber(L, 3, 1)));
+    nd_tensor *t = nd_lua_checktensor_any(L, 1);
+    if (nd_tensor_device(t).type == ND_DEVICE_CUDA) {
+        nd_status (*f)(nd_tensor *, double, double) = (nd_status (*)(nd_tensor *, double, double))nd_lua_cuda_sym(L, "random", "nd_cuda_fill_uniform");
+        nd_lua_check(L, f(t, luaL_optnumber(L, 2, 0), luaL_optnumber(L, 3, 1)));
+    } else {
+        nd_lua_check(L, nd_rng_fill_uniform(nd_rng_global(), t, luaL_optnumber(L, 2, 0), luaL_optnumber(L, 3, 1)));
+    }
     lua_settop(L, 1);
     return 1;
 }
 
 static int l_randn(lua_State *L)
 {
-    nd_tensor *t = nd_lua_checktensor(L, 1);
-    nd_lua_check(L, nd_rng_fill_normal(nd_rng_global(), t, luaL_optnumber(L, 2, 0), luaL_optnumber(L, 3, 1)));
+    nd_tensor *t = nd_lua_checktensor_any(L, 1);
+    if (nd_tensor_device(t).type == ND_DEVICE_CUDA) {
+        nd_status (*f)(nd_tensor *, double, double) = (nd_status (*)(nd_tensor *, double, double))nd_lua_cuda_sym(L, "random", "nd_cuda_fill_normal");
+        nd_lua_check(L, f(t, luaL_optnumber(L, 2, 0), luaL_optnumber(L, 3, 1)));
+    } else {
+        nd_lua_check(L, nd_rng_fill_normal(nd_rng_global(), t, luaL_optnumber(L, 2, 0), luaL_optnumber(L, 3, 1)));
+    }
     lua_settop(L, 1);
     return 1;
 }
 
 static int l_randint(lua_State *L)
 {
-    nd_tensor *t = nd_lua_checktensor(L, 1);
-    nd_lua_check(L, nd_rng_fill_integer(nd_rng_global(), t, luaL_checkinteger(L, 2), luaL_checkinteger(L, 3)));
+    nd_tensor *t = nd_lua_checktensor_any(L, 1);
+    if (nd_tensor_device(t).type == ND_DEVICE_CUDA) {
+        nd_status (*f)(nd_tensor *, int64_t, int64_t) = (nd_status (*)(nd_tensor *, int64_t, int64_t))nd_lua_cuda_sym(L, "random", "nd_cuda_fill_integer");
+        nd_lua_check(L, f(t, luaL_checkinteger(L, 2), luaL_checkinteger(L, 3)));
+    } else {
+        nd_lua_check(L, nd_rng_fill_integer(nd_rng_global(), t, luaL_checkinteger(L, 2), luaL_checkinteger(L, 3)));
+    }
     lua_settop(L, 1);
     return 1;
 }
 
 static int l_bernoulli(lua_State *L)
 {
-    nd_tensor *t = nd_lua_checktensor(L, 1);
-    nd_lua_check(L, nd_rng_fill_bernoulli(nd_rng_global(), t, luaL_optnumber(L, 2, 0.5)));
+    nd_tensor *t = nd_lua_checktensor_any(L, 1);
+    if (nd_tensor_device(t).type == ND_DEVICE_CUDA) {
+        nd_status (*f)(nd_tensor *, double) = (nd_status (*)(nd_tensor *, double))nd_lua_cuda_sym(L, "random", "nd_cuda_fill_bernoulli");
+        nd_lua_check(L, f(t, luaL_optnumber(L, 2, 0.5)));
+    } else {
+        nd_lua_check(L, nd_rng_fill_bernoulli(nd_rng_global(), t, luaL_optnumber(L, 2, 0.5)));
+    }
     lua_settop(L, 1);
     return 1;
 }
@@ -794,7 +900,7 @@ static int l_memory(lua_State *L)
 
 static int l_istensor(lua_State *L)
 {
-    lua_pushboolean(L, nd_lua_totensor(L, 1) != NULL);
+    lua_pushboolean(L, nd_lua_totensor_any(L, 1) != NULL);
     return 1;
 }
 

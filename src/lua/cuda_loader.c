@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "nd_lua.h"
 
@@ -49,14 +50,65 @@ int nd_lua_cuda_load(const char **why)
         nd_cuda_handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
         if (!nd_cuda_handle) {
             const char *e = dlerror();
-            snprintf(nd_cuda_why, sizeof nd_cuda_why, "the CUDA backend could not be loaded (%s)",
-                     e ? e : path);
+            if (access(path, F_OK) != 0)
+                snprintf(nd_cuda_why, sizeof nd_cuda_why,
+                         "this build has no CUDA backend (%s not found; build with make CUDA=1 where nvcc exists)", path);
+            else
+                snprintf(nd_cuda_why, sizeof nd_cuda_why, "the CUDA backend could not be loaded (%s)", e ? e : path);
         }
     }
     int ok = nd_cuda_handle != NULL;
     if (why) *why = ok ? "" : nd_cuda_why;
     pthread_mutex_unlock(&nd_cuda_lock);
     return ok;
+}
+
+static int nd_seed_pending;
+static uint64_t nd_seed_value;
+static int state; /* of nd_lua_cuda_ready: 0 not tried, 1 ready, -1 unavailable */
+
+void nd_lua_cuda_manual_seed(uint64_t seed)
+{
+    if (state == 1) {
+        void (*f)(uint64_t) = (void (*)(uint64_t))dlsym(nd_cuda_handle, "nd_cuda_manual_seed");
+        if (f) f(seed);
+        nd_seed_pending = 0;
+    } else {
+        nd_seed_pending = 1;
+        nd_seed_value = seed;
+    }
+}
+
+int nd_lua_cuda_ready(const char **why)
+{
+    static char reason[PATH_MAX + 700];
+    if (state == 0) {
+        const char *w;
+        if (!nd_lua_cuda_load(&w)) {
+            snprintf(reason, sizeof reason, "%s", w);
+            state = -1;
+        } else {
+            nd_status (*init)(void) = (nd_status (*)(void))dlsym(nd_cuda_handle, "nd_cuda_init");
+            if (!init) {
+                snprintf(reason, sizeof reason, "the CUDA backend has no nd_cuda_init");
+                state = -1;
+            } else if (init() != ND_OK) {
+                snprintf(reason, sizeof reason, "%s", nd_error_message());
+                state = -1;
+            } else {
+                state = 1;
+                if (nd_seed_pending) nd_lua_cuda_manual_seed(nd_seed_value);
+            }
+        }
+    }
+    if (why) *why = state == 1 ? "" : reason;
+    return state == 1;
+}
+
+void nd_lua_cuda_init(lua_State *L)
+{
+    const char *why;
+    if (!nd_lua_cuda_ready(&why)) nd_lua_error(L, "CUDA is not available: %s", why);
 }
 
 void *nd_lua_cuda_sym(lua_State *L, const char *op, const char *name)

@@ -40,6 +40,16 @@ nd_device nd_lua_device_of_dev(lua_State *L, const char *op, int n, const nd_ten
  * or the function is missing. */
 int nd_lua_cuda_load(const char **why);
 void *nd_lua_cuda_sym(lua_State *L, const char *op, const char *name);
+/* nd_lua_cuda_ready: 1 when the plugin is loaded, a GPU is present and nd_cuda_init ran
+ * (installing the allocator and copy hooks); 0 and *why otherwise ("no CUDA-capable device is
+ * detected", "this build has no CUDA backend ..."); never raises, tried once.
+ * nd_lua_cuda_init: the same, raising "CUDA is not available: <why>" when it is not. Call one of
+ * them before creating a GPU tensor. */
+int nd_lua_cuda_ready(const char **why);
+void nd_lua_cuda_init(lua_State *L);
+/* Seeds the device generator; before the backend is initialised the seed is kept and applied at
+ * initialisation (so nd.manualSeed does not load the plugin). */
+void nd_lua_cuda_manual_seed(uint64_t seed);
 /* st = ND_DEVICE_CALL(L, op, devtype, fn, args...) calls fn_cuda(args) (from the plugin, looked up
  * once per call site) for ND_DEVICE_CUDA and fn_cpu(args) otherwise. fn_cuda must be declared
  * (the family header in src/cuda); a missing one is a Lua error, not a link error. */
@@ -90,5 +100,6 @@ void nd_lua_register(lua_State *L, const luaL_Reg *fns);
 void nd_lua_open_tensor(lua_State *L);   /* bind_tensor.c: creation, views, copies, rng, memory */
 void nd_lua_open_math(lua_State *L) __attribute__((weak));     /* bind_math.c: elementwise and reductions */
 void nd_lua_open_linalg(lua_State *L) __attribute__((weak));   /* bind_linalg.c: blas, index ops, sort, cat */
+void nd_lua_open_cuda(lua_State *L) __attribute__((weak));     /* bind_cuda.c: nd.cuda, moving tensors */
 
 #endif

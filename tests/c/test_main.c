@@ -6,7 +6,7 @@
 
 int nd_test_passed, nd_test_failed;
 
-#define ND_TEST_GROUPS(X) X(core) X(math) X(linalg) X(nn) X(conv) X(deconv) X(data)
+#define ND_TEST_GROUPS(X) X(core) X(math) X(linalg) X(nn) X(conv) X(winograd) X(deconv) X(data)
 #define ND_DECLARE(name) void nd_test_##name(void) __attribute__((weak));
 ND_TEST_GROUPS(ND_DECLARE)
 
