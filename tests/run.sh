@@ -6,6 +6,7 @@ BUILD=${BUILD:-build}
 SPECS=${SPECS:-tests/spec}
 export ND_BUILD="$BUILD"
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
+export OPENBLAS_THREAD_TIMEOUT="${OPENBLAS_THREAD_TIMEOUT:-12}"
 pass=0
 fail=0
 tmp=$(mktemp -d)
