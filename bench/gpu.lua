@@ -61,7 +61,7 @@ local y = nd.LongTensor(o.batch):random(1, 10):cuda()
 
 local function run(name, norm)
   nd.manualSeed(0)
-  local model = require('models')(name, {norm = norm, classes = 10}):cuda()
+  local model = require('models')(name, {norm = norm, classes = 10, inputGrad = false}):cuda()
   local crit = nn.CrossEntropyCriterion():cuda()
   local params, grads = model:getParameters()   -- after :cuda()
   local config, state = {learningRate = 0.01, momentum = 0.9, weightDecay = 1e-3}, {}

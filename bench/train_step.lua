@@ -21,7 +21,7 @@ for name in tostring(o.models):gmatch('[^,]+') do
   local rates = {}
   for _, norm in ipairs {'bn', 'deconv'} do
     nd.manualSeed(0)
-    local model = require('models')(name, {norm = norm, classes = 10})
+    local model = require('models')(name, {norm = norm, classes = 10, inputGrad = false})
     local params, grads = model:getParameters()
     local config, state = {learningRate = 0.01, momentum = 0.9, weightDecay = 1e-3}, {}
     local function step()

@@ -39,7 +39,17 @@ function models.list()
   return copy
 end
 
+-- The module that first sees the network's input (descending into Sequential containers only:
+-- a branching container must get every branch's gradInput).
+local function first_layer(m)
+  local nd = require('nd')
+  while nd.typename(m) == 'nn.Sequential' and m.modules[1] do m = m.modules[1] end
+  return m
+end
+
 -- Builds the model `name` with options opt (a table; the name's depth/imagenet win).
+-- opt.inputGrad = false: the first layer skips its input gradient (training on data: backward
+-- then returns an empty gradInput, and a Deconv first layer skips its statistics backward).
 function models.build(name, opt)
   local entry = registry[name]
   if not entry then
@@ -48,7 +58,11 @@ function models.build(name, opt)
   local o = {}
   for k, v in pairs(opt or {}) do o[k] = v end
   for k, v in pairs(entry.fixed) do o[k] = v end
-  return require(entry.file)(o)
+  local inputGrad = o.inputGrad
+  o.inputGrad = nil
+  local model = require(entry.file)(o)
+  if inputGrad == false then first_layer(model):noGradInput() end
+  return model
 end
 
 return setmetatable(models, {__call = function(_, name, opt) return models.build(name, opt) end})

@@ -115,8 +115,8 @@ return function(nd, Tensor, core)
   local rank = {float64 = 3, float32 = 2, int64 = 1, uint8 = 0}
   local function promote(a, b) return rank[a] >= rank[b] and a or b end
 
-  -- A number as a tensor of dtype dt that broadcasts to anything.
-  local function scalar_tensor(v, dt) return core.fill(core.empty(dt, {1}), v) end
+  -- A number as a tensor of dtype dt that broadcasts to anything, on the device of tensor `like`.
+  local function scalar_tensor(v, dt, like) return core.fill(core.empty(dt, {1}, nd.deviceOf(like)), v) end
 
   -- ---------------------------------------------------------------- binary arithmetic
 
@@ -151,9 +151,9 @@ return function(nd, Tensor, core)
         if res and not samesize(res, b) then core.resize(res, csize(b)) end
         return unary(spec.rop, res, b, a)
       end
-      a = scalar_tensor(a, cdtype(b))
+      a = scalar_tensor(a, cdtype(b), b)
     elseif isnum(b) and istensor(a) then
-      b = scalar_tensor(b, cdtype(a))
+      b = scalar_tensor(b, cdtype(a), a)
     end
     if not istensor(a) or not istensor(b) then
       fail(fname, 'expected tensors or numbers, got %s and %s', typename(a), typename(b))
@@ -283,7 +283,7 @@ return function(nd, Tensor, core)
       if b ~= nil then return into(a, b) end
       if not istensor(a) then fail(name, 'expected a tensor, got %s', typename(a)) end
       local out = nil
-      if fo and not is_float(a) then out = core.empty(nd._dtype(nil), csize(a)) end
+      if fo and not is_float(a) then out = core.empty(nd._dtype(nil), csize(a), nd.deviceOf(a)) end
       return unary(name, out, a)
     end
   end
@@ -369,13 +369,13 @@ return function(nd, Tensor, core)
     local dt
     if istensor(a) and istensor(b) then dt = promote(cdtype(a), cdtype(b))
     else dt = istensor(a) and cdtype(a) or istensor(b) and cdtype(b) or nd._dtype(nil) end
-    if isnum(a) then a = scalar_tensor(a, dt) end
-    if isnum(b) then b = scalar_tensor(b, dt) end
+    if isnum(a) then a = scalar_tensor(a, dt, mask) end
+    if isnum(b) then b = scalar_tensor(b, dt, mask) end
     if not istensor(a) or not istensor(b) then
       fail('where', 'expected tensors or numbers, got %s and %s', typename(a), typename(b))
     end
     local ts, s = broadcast('where', {mask, a, b})
-    local out = core.empty(dt, s)
+    local out = core.empty(dt, s, nd.deviceOf(mask))
     return ternary('where', out, ts[1], ts[2], ts[3])
   end
 

@@ -180,6 +180,11 @@ function Deconv:updateGradInput(input, gradOutput)
   local dt, dev = core.dtype(self._Wf), devname(self._Wf)
   local GWf = core.zeros(dt, core.size(self._Wf), dev)
   local Gb = core.zeros(dt, {core.size(self._Wf, 1)}, dev)
+  if self.skipGradInput then -- parameter gradients only: no input gradient, no statistics backward
+    core.conv2d_backward_params(GWf, Gb, x, go, 1, p.kW, p.kH, p.dW, p.dH, p.padW, p.padH, p.dilW, p.dilH, p.groups)
+    self._GW, self._Gb0 = core.deconv_fold_backward(GWf, Gb, self.weight, self._D, self._mu, self.groups, 'strided')
+    return self.gradInput
+  end
   local gx = core.conv2d_backward(nil, GWf, Gb, x, go, self._Wf, 1, p.kW, p.kH, p.dW, p.dH, p.padW, p.padH,
                                   p.dilW, p.dilH, p.groups)
   local GW, Gb0, GD, Gmu = core.deconv_fold_backward(GWf, Gb, self.weight, self._D, self._mu, self.groups, 'strided')

@@ -34,6 +34,14 @@ function Module:backward(input, gradOutput, scale)
   return self.gradInput
 end
 
+-- m:noGradInput([skip = true]): the module's input needs no gradient (the first layer of a net
+-- fed with data). Layers that honour it (SpatialConvolution, Deconv) then compute only their
+-- parameter gradients in backward and leave gradInput empty; the others ignore it.
+function Module:noGradInput(skip)
+  self.skipGradInput = skip ~= false or nil
+  return self
+end
+
 function Module:zeroGradParameters()
   local _, grads = self:parameters()
   if grads then for _, g in ipairs(grads) do g:zero() end end

@@ -60,6 +60,7 @@ function SpatialConvolution:updateOutput(input)
 end
 
 function SpatialConvolution:updateGradInput(input, gradOutput)
+  if self.skipGradInput then return self.gradInput end
   local p = self:params()
   self.gradInput = nd.core.conv2d_backward_input(self.gradInput, input, gradOutput, self.weight, p.kW, p.kH, p.dW, p.dH,
                                                  p.padW, p.padH, p.dilW, p.dilH, p.groups)
@@ -74,6 +75,10 @@ end
 
 -- Both at once (one rearrangement of gradOutput).
 function SpatialConvolution:backward(input, gradOutput, scale)
+  if self.skipGradInput then
+    self:accGradParameters(input, gradOutput, scale)
+    return self.gradInput
+  end
   local p = self:params()
   self.gradInput = nd.core.conv2d_backward(self.gradInput, self.gradWeight, self.gradBias or false, input, gradOutput,
                                            self.weight, scale or 1, p.kW, p.kH, p.dW, p.dH, p.padW, p.padH,

@@ -302,7 +302,7 @@ local function model_options(opt, ds)
   local channels = dim == 4 and ds.images:size(2) or 1
   return {
     norm = opt.norm, classes = #ds.classes, block = opt.block, blockFc = opt.blockFc,
-    samplingStride = opt.stride, iters = opt.iters, eps = opt.eps,
+    samplingStride = opt.stride, iters = opt.iters, eps = opt.eps, inputGrad = false,
     inputChannels = channels, imageSize = ds.images:size(dim),
   }
 end

@@ -197,3 +197,34 @@ describe('network deconvolution layers', function()
     for i = 1, 22 do assert.are.equal(((i - 1) % 20) <= 2, live[i], 'call ' .. i) end
   end)
 end)
+
+describe('noGradInput', function()
+  it('gives the same parameter gradients and skips the input gradient', function()
+    for _, kind in ipairs {'conv', 'deconv'} do
+      nd.manualSeed(3)
+      local function make()
+        if kind == 'conv' then return nn.SpatialConvolution(3, 4, 3, 3, 1, 1, 1, 1) end
+        return nn.Deconv(3, 4, 3, 3, 1, 1, 1, 1, {block = 3, samplingStride = 1})
+      end
+      local a = make()
+      local b = a:clone():noGradInput()
+      local x, go = nd.randn(2, 3, 6, 6), nd.randn(2, 4, 6, 6)
+      a:zeroGradParameters(); b:zeroGradParameters()
+      a:forward(x); b:forward(x)
+      local ga = a:backward(x, go)
+      local gb = b:backward(x, go)
+      assert.are.equal(4, ga:dim())
+      assert.are.equal(0, gb:nElement())
+      assert.is_true((a.gradWeight - b.gradWeight):abs():max() < 1e-6, kind)
+      assert.is_true((a.gradBias - b.gradBias):abs():max() < 1e-6, kind)
+    end
+  end)
+
+  it('is set on the first layer by models(name, {inputGrad = false})', function()
+    local models = require('models')
+    local m = models('vgg11', {norm = 'deconv', classes = 10, inputGrad = false})
+    local first = m.modules[1]
+    while first.modules do first = first.modules[1] end
+    assert.is_true(first.skipGradInput)
+  end)
+end)
