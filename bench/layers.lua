@@ -1,15 +1,16 @@
 -- Forward + backward time of the VGG-11 CIFAR conv layers (batch 128 by default) and the
 -- GFLOP/s reached, as a fraction of the sgemm GFLOP/s measured in the same run.
--- Then Winograd F(2x2,3x3) against im2col per layer: each layer is timed in child processes
--- that alternate ND_CONV_WINOGRAD=off and =force (`--wino-reps` rounds each, medians), so that
--- both sides see the same machine load. Effective GFLOP/s count the direct convolution's FLOPs.
+-- Then Winograd F(2x2,3x3) against im2col per layer: each layer is timed in rounds that
+-- alternate the modes "off" and "force" (core.conv_config's third argument; `--wino-reps`
+-- rounds each, medians), so that both sides see the same machine load. Effective GFLOP/s
+-- count the direct convolution's FLOPs.
 -- Usage: build/bin/nd bench/layers.lua [--batch 128] [--threads 2] [--reps 3] [--wino-reps 3]
---        (--wino-reps 0 skips the comparison; --child i times layer i only, for the parent)
+--        (--wino-reps 0 skips the comparison)
 local nd = require('nd')
 local nn = require('nn')
 local bench = require('bench.common')
 
-local o = bench.options({batch = 128, threads = 2, reps = 3, ['wino-reps'] = 3, child = 0})
+local o = bench.options({batch = 128, threads = 2, reps = 3, ['wino-reps'] = 3})
 nd.setnumthreads(o.threads)
 
 -- Median forward and backward seconds of layer l.
@@ -29,12 +30,6 @@ local function layer_flops(l)
   return 2 * o.batch * l[2] * l[3] * l[3] * l[1] * 9 * 3
 end
 
-if o.child > 0 then
-  local tf, tb = time_layer(bench.vgg11_layers[o.child])
-  print(string.format('%.9f %.9f', tf, tb))
-  os.exit(0)
-end
-
 local anchor = bench.sgemm_gflops(1024)
 print(string.format('sgemm 1024^3: %.1f GFLOP/s (%d threads) = the anchor', anchor, o.threads))
 print(string.format('%-16s %9s %9s %9s %8s %8s', 'layer', 'fwd ms', 'bwd ms', 'GFLOP/s', 'of sgemm', 'img/s'))
@@ -51,31 +46,26 @@ local g = total_f / total_t / 1e9
 print(string.format('%-16s %9s %9.1f %9.1f %7.0f%% %8.0f', 'all 8 layers', '', total_t * 1e3, g, 100 * g / anchor, o.batch / total_t))
 
 if o['wino-reps'] <= 0 then return end
-local exe = arg[-1] or 'build/bin/nd'
-local script = arg[0] or 'bench/layers.lua'
-local function child(mode, i)
-  local cmd = string.format('ND_CONV_WINOGRAD=%s %s %s --child %d --batch %d --threads %d --reps %d', mode, exe,
-    script, i, o.batch, o.threads, o.reps)
-  local p = assert(io.popen(cmd))
-  local out = p:read('a')
-  p:close()
-  local tf, tb = out:match('([%d%.]+) ([%d%.]+)')
-  assert(tf, 'child failed: ' .. cmd .. '\n' .. out)
-  return tonumber(tf) + tonumber(tb), tonumber(tf), tonumber(tb)
+-- fwd + bwd seconds of layer i in Winograd mode `mode`, the mode in force restored after
+local function timed(mode, i)
+  local _, _, _, old = nd.core.conv_config(nil, nil, mode)
+  local tf, tb = time_layer(bench.vgg11_layers[i])
+  nd.core.conv_config(nil, nil, old)
+  return tf + tb
 end
 local function median(t)
   table.sort(t)
   return t[(#t + 1) // 2]
 end
-print(string.format('\nWinograd F(2x2,3x3) vs im2col, fwd+bwd, medians of %d alternating child runs', o['wino-reps']))
+print(string.format('\nWinograd F(2x2,3x3) vs im2col, fwd+bwd, medians of %d alternating rounds', o['wino-reps']))
 print(string.format('%-16s %10s %10s %8s %10s %8s %8s', 'layer', 'im2col ms', 'wino ms', 'speedup', 'eff GF/s',
   'of sgemm', 'auto'))
 local tot = {i = 0, w = 0, a = 0}
 for i, l in ipairs(bench.vgg11_layers) do
   local ti, tw = {}, {}
   for r = 1, o['wino-reps'] do
-    ti[r] = child('off', i)
-    tw[r] = child('force', i)
+    ti[r] = timed('off', i)
+    tw[r] = timed('force', i)
   end
   local mi, mw = median(ti), median(tw)
   local ge = layer_flops(l) / mw / 1e9

@@ -11,18 +11,9 @@
 
 /* ---- helpers shared by the products ---- */
 
-static int same_view(const nd_tensor *x, const nd_tensor *y)
-{
-    if (x->storage != y->storage || x->offset != y->offset || x->ndim != y->ndim) return 0;
-    for (int d = 0; d < x->ndim; d++)
-        if (x->size[d] != y->size[d] || x->stride[d] != y->stride[d]) return 0;
-    return 1;
-}
-
-static int shares_storage(const nd_tensor *x, const nd_tensor *y)
-{
-    return x->storage != NULL && x->storage == y->storage;
-}
+#define same_view nd_linalg_same_view
+#define shares_storage nd_linalg_shares_storage
+#define load_c nd_linalg_load_c
 
 static nd_status check_cpu(const char *op, const nd_tensor *t)
 {
@@ -31,11 +22,9 @@ static nd_status check_cpu(const char *op, const nd_tensor *t)
     return ND_OK;
 }
 
-static nd_status check_dtypes(const char *op, const nd_tensor *a, const nd_tensor *b)
+/* Both operands on the CPU (after the shared shape and dtype checks of math_check.c). */
+static nd_status check_cpu2(const char *op, const nd_tensor *a, const nd_tensor *b)
 {
-    if (a->dtype != b->dtype)
-        return ND_ERROR(ND_ERR_DTYPE, "%s: dtype mismatch, %s and %s (convert one with :type())", op,
-                        nd_dtype_name(a->dtype), nd_dtype_name(b->dtype));
     ND_TRY(check_cpu(op, a));
     return check_cpu(op, b);
 }
@@ -44,22 +33,7 @@ nd_status nd_linalg_prepare_out(const char *op, nd_tensor *out, nd_dtype dt, int
 {
     if (out->ndim == 0) return nd_tensor_new(out, dt, ndim, size, nd_cpu_device(), 0);
     ND_TRY(check_cpu(op, out));
-    if (out->dtype != dt)
-        return ND_ERROR(ND_ERR_DTYPE, "%s: result tensor is %s, operands are %s", op, nd_dtype_name(out->dtype),
-                        nd_dtype_name(dt));
-    int same = out->ndim == ndim;
-    for (int d = 0; same && d < ndim; d++)
-        same = out->size[d] == size[d];
-    if (!same) {
-        char s1[ND_SHAPE_STR_MAX], s2[ND_SHAPE_STR_MAX];
-        nd_tensor want;
-        nd_tensor_init_empty(&want, dt);
-        want.ndim = ndim;
-        memcpy(want.size, size, sizeof(int64_t) * (size_t)ndim);
-        return ND_ERROR(ND_ERR_SHAPE, "%s: result tensor has size %s, expected %s", op, SHAPE(out, s1),
-                        SHAPE(&want, s2));
-    }
-    return ND_OK;
+    return nd_linalg_check_out_shape(op, out, dt, ndim, size);
 }
 
 /* t = beta * t for any dtype (integers use beta truncated to an integer, as Torch7 casts scalars
@@ -97,49 +71,8 @@ static void scale_cpu(nd_tensor *t, double beta)
     }
 }
 
-/* Loads the "added" operand into target: c (broadcast to target's shape) when given, otherwise
- * out's current contents. */
-static nd_status load_c(const char *op, nd_tensor *target, const nd_tensor *c, const nd_tensor *out)
-{
-    const nd_tensor *src = c ? c : out;
-    if (same_view(src, target)) return ND_OK;
-    nd_tensor v;
-    nd_tensor_view_of(&v, src);
-    if (nd_tensor_expand(&v, target->ndim, target->size) != ND_OK) {
-        char s1[ND_SHAPE_STR_MAX], s2[ND_SHAPE_STR_MAX];
-        nd_tensor_release(&v);
-        return ND_ERROR(ND_ERR_SHAPE, "%s: the added tensor %s does not broadcast to the result %s", op, SHAPE(src, s1),
-                        SHAPE(target, s2));
-    }
-    nd_status st;
-    if (shares_storage(&v, target)) { /* e.g. c = out:t(): read through a copy */
-        nd_tensor tmp;
-        st = nd_tensor_clone(&tmp, &v, v.dtype);
-        if (st == ND_OK) st = nd_tensor_copy(target, &tmp);
-        nd_tensor_release(&tmp);
-    } else {
-        st = nd_tensor_copy(target, &v);
-    }
-    nd_tensor_release(&v);
-    return st;
-}
-
-/* How BLAS can read a 2-d view: trans = 0 for row-major (stride 1 along columns, ld = row
- * stride), 1 for column-major. Returns 0 when neither fits (stride 0, overlapping rows, ...). */
-static int mat_layout(const nd_tensor *t, int *trans, int64_t *ld)
-{
-    int64_t r = t->size[0], c = t->size[1], sr = t->stride[0], sc = t->stride[1];
-    if ((c == 1 || sc == 1) && (r == 1 || sr >= c)) {
-        *trans = 0;
-        *ld = r == 1 ? (c > 1 ? c : 1) : sr;
-    } else if ((r == 1 || sr == 1) && (c == 1 || sc >= r)) {
-        *trans = 1;
-        *ld = c == 1 ? (r > 1 ? r : 1) : sc;
-    } else {
-        return 0;
-    }
-    return *ld < INT_MAX;
-}
+/* How BLAS can read a 2-d view (nd_linalg_mat_layout on dims 0, 1). */
+static int mat_layout(const nd_tensor *t, int *trans, int64_t *ld) { return nd_linalg_mat_layout(t, 0, trans, ld); }
 
 /* A vector's BLAS increment (> 0), or 0 when BLAS cannot read it in place. */
 static int64_t vec_inc(const nd_tensor *t)
@@ -258,13 +191,8 @@ static nd_status gemm_blas_kernel(nd_tensor *t, double beta, double alpha, const
 
 static nd_status gemm_check(const char *op, const nd_tensor *a, const nd_tensor *b)
 {
-    char s1[ND_SHAPE_STR_MAX], s2[ND_SHAPE_STR_MAX];
-    if (a->ndim != 2 || b->ndim != 2)
-        return ND_ERROR(ND_ERR_SHAPE, "%s: expected two matrices, got %s and %s", op, SHAPE(a, s1), SHAPE(b, s2));
-    if (a->size[1] != b->size[0])
-        return ND_ERROR(ND_ERR_SHAPE, "%s: size mismatch, %s and %s (inner dimensions %lld and %lld differ)", op,
-                        SHAPE(a, s1), SHAPE(b, s2), (long long)a->size[1], (long long)b->size[0]);
-    return check_dtypes(op, a, b);
+    ND_TRY(nd_linalg_check_gemm(op, a, b));
+    return check_cpu2(op, a, b);
 }
 
 /* Shapes checked, out prepared: chooses the target (out or a temporary), loads c, runs the kernel. */
@@ -318,15 +246,8 @@ nd_status nd_bgemm_cpu(nd_tensor *out, double beta, const nd_tensor *c, double a
 {
     const char *op = "baddbmm";
     char s1[ND_SHAPE_STR_MAX], s2[ND_SHAPE_STR_MAX];
-    if (a->ndim != 3 || b->ndim != 3)
-        return ND_ERROR(ND_ERR_SHAPE, "%s: expected two 3-d batches of matrices, got %s and %s", op, SHAPE(a, s1),
-                        SHAPE(b, s2));
-    if (a->size[0] != b->size[0])
-        return ND_ERROR(ND_ERR_SHAPE, "%s: batch sizes differ, %s and %s", op, SHAPE(a, s1), SHAPE(b, s2));
-    if (a->size[2] != b->size[1])
-        return ND_ERROR(ND_ERR_SHAPE, "%s: size mismatch, %s and %s (inner dimensions %lld and %lld differ)", op,
-                        SHAPE(a, s1), SHAPE(b, s2), (long long)a->size[2], (long long)b->size[1]);
-    ND_TRY(check_dtypes(op, a, b));
+    ND_TRY(nd_linalg_check_bgemm(op, a, b));
+    ND_TRY(check_cpu2(op, a, b));
     int64_t size[3] = {a->size[0], a->size[1], b->size[2]};
     ND_TRY(nd_linalg_prepare_out(op, out, a->dtype, 3, size));
     nd_tensor cv;
@@ -428,14 +349,8 @@ nd_status nd_gemv_cpu(nd_tensor *out, double beta, const nd_tensor *c, double al
                       const nd_tensor *x)
 {
     const char *op = "addmv";
-    char s1[ND_SHAPE_STR_MAX], s2[ND_SHAPE_STR_MAX];
-    if (a->ndim != 2 || x->ndim != 1)
-        return ND_ERROR(ND_ERR_SHAPE, "%s: expected a matrix and a vector, got %s and %s", op, SHAPE(a, s1),
-                        SHAPE(x, s2));
-    if (a->size[1] != x->size[0])
-        return ND_ERROR(ND_ERR_SHAPE, "%s: size mismatch, %s and %s (matrix columns %lld, vector length %lld)", op,
-                        SHAPE(a, s1), SHAPE(x, s2), (long long)a->size[1], (long long)x->size[0]);
-    ND_TRY(check_dtypes(op, a, x));
+    ND_TRY(nd_linalg_check_gemv(op, a, x));
+    ND_TRY(check_cpu2(op, a, x));
     int64_t m = a->size[0];
     ND_TRY(nd_linalg_prepare_out(op, out, a->dtype, 1, &m));
     if (m == 0) return ND_OK;
@@ -472,10 +387,8 @@ nd_status nd_ger_cpu(nd_tensor *out, double beta, const nd_tensor *c, double alp
                      const nd_tensor *y)
 {
     const char *op = "addr";
-    char s1[ND_SHAPE_STR_MAX], s2[ND_SHAPE_STR_MAX];
-    if (x->ndim != 1 || y->ndim != 1)
-        return ND_ERROR(ND_ERR_SHAPE, "%s: expected two vectors, got %s and %s", op, SHAPE(x, s1), SHAPE(y, s2));
-    ND_TRY(check_dtypes(op, x, y));
+    ND_TRY(nd_linalg_check_ger(op, x, y));
+    ND_TRY(check_cpu2(op, x, y));
     int64_t size[2] = {x->size[0], y->size[0]}, m = size[0], n = size[1];
     ND_TRY(nd_linalg_prepare_out(op, out, x->dtype, 2, size));
     if (m == 0 || n == 0) return ND_OK;
@@ -537,13 +450,10 @@ nd_status nd_ger_cpu(nd_tensor *out, double beta, const nd_tensor *c, double alp
 
 nd_status nd_dot_cpu(const nd_tensor *a, const nd_tensor *b, double *result)
 {
-    char s1[ND_SHAPE_STR_MAX], s2[ND_SHAPE_STR_MAX];
     int64_t n = nd_tensor_numel(a);
     *result = 0;
-    if (n != nd_tensor_numel(b))
-        return ND_ERROR(ND_ERR_SHAPE, "dot: size mismatch, %s and %s (%lld and %lld elements)", SHAPE(a, s1),
-                        SHAPE(b, s2), (long long)n, (long long)nd_tensor_numel(b));
-    ND_TRY(check_dtypes("dot", a, b));
+    ND_TRY(nd_linalg_check_dot(a, b));
+    ND_TRY(check_cpu2("dot", a, b));
     if (n == 0) return ND_OK;
     nd_tensor ac, bc;
     int64_t inca = 1, incb = 1;

@@ -281,11 +281,7 @@ static nd_status ND_F(backward)(ND_T *gin, ND_T *gw, ND_T *gb, int64_t gbstride,
  * input itself; smaller images go through the batched path (whose im2col is then a copy). */
 #define ND_CONV_DIRECT_MIN_P 256
 
-/* Everything the kernels need about one call, validated. A 3-d input counts as N = 1. */
-typedef struct nd_conv_geom {
-    int64_t N, C, H, W, Cout, OH, OW;
-    int64_t kh, kw, sh, sw, ph, pw, dh, dw, groups;
-} nd_conv_geom;
+/* nd_conv_geom: everything the kernels need about one call (nd_cpu_nn.h, filled by nn_check.c). */
 
 static int64_t nd_conv_chunk_budget = 64ll << 20;
 
@@ -476,109 +472,7 @@ static void nd_conv_scatter_map(int32_t *map, const nd_conv_geom *g)
 #undef ND_F
 #undef ND_GEMM
 
-/* ---- validation ---- */
-
-static nd_status nd_conv_check_params(const char *op, const nd_conv2d_params *p)
-{
-    if (p->kh < 1 || p->kw < 1 || p->sh < 1 || p->sw < 1 || p->ph < 0 || p->pw < 0 || p->dh < 1 || p->dw < 1 ||
-        p->groups < 1)
-        return ND_ERROR(ND_ERR_ARG,
-                        "%s: invalid parameters: kernel %lldx%lld, stride %lldx%lld, padding %lldx%lld, "
-                        "dilation %lldx%lld, groups %lld (kernel, stride, dilation, groups >= 1; padding >= 0)",
-                        op, (long long)p->kh, (long long)p->kw, (long long)p->sh, (long long)p->sw, (long long)p->ph,
-                        (long long)p->pw, (long long)p->dh, (long long)p->dw, (long long)p->groups);
-    return ND_OK;
-}
-
-/* Fills the image part of g from an input-shaped tensor (input or grad_input). */
-static nd_status nd_conv_geom_image(const char *op, nd_conv_geom *g, const nd_tensor *image, const char *what,
-                                    const nd_conv2d_params *p)
-{
-    char s[ND_SHAPE_STR_MAX];
-    ND_TRY(nd_conv_check_params(op, p));
-    ND_TRY(nd_nn_check_float(op, what, image, -1));
-    if (image->ndim != 3 && image->ndim != 4)
-        return ND_ERROR(ND_ERR_SHAPE, "%s: expected a 3-d (C,H,W) or 4-d (N,C,H,W) %s, got %d-d (%s %s)", op, what,
-                        image->ndim, what, nd_tensor_shape_str(image, s, sizeof s));
-    int b = image->ndim == 4;
-    g->N = b ? image->size[0] : 1;
-    g->C = image->size[b];
-    g->H = image->size[b + 1];
-    g->W = image->size[b + 2];
-    g->kh = p->kh, g->kw = p->kw, g->sh = p->sh, g->sw = p->sw, g->ph = p->ph, g->pw = p->pw;
-    g->dh = p->dh, g->dw = p->dw, g->groups = p->groups;
-    g->OH = nd_conv_out_size(g->H, p->kh, p->sh, p->ph, p->dh);
-    g->OW = nd_conv_out_size(g->W, p->kw, p->sw, p->pw, p->dw);
-    if (g->OH < 1 || g->OW < 1)
-        return ND_ERROR(ND_ERR_SHAPE,
-                        "%s: %s %s is too small for kernel %lldx%lld (dilation %lldx%lld, padding %lldx%lld): "
-                        "the output would be %lldx%lld",
-                        op, what, nd_tensor_shape_str(image, s, sizeof s), (long long)p->kh, (long long)p->kw,
-                        (long long)p->dh, (long long)p->dw, (long long)p->ph, (long long)p->pw, (long long)g->OH,
-                        (long long)g->OW);
-    return ND_OK;
-}
-
-/* Checks weight against the image geometry and sets Cout. */
-static nd_status nd_conv_geom_weight(const char *op, nd_conv_geom *g, const nd_tensor *weight, const char *what,
-                                     const nd_tensor *image, const char *image_what)
-{
-    char s[ND_SHAPE_STR_MAX], s2[ND_SHAPE_STR_MAX];
-    ND_TRY(nd_nn_check_float(op, what, weight, (int)image->dtype));
-    int64_t KK = g->kh * g->kw, Cg;
-    if (weight->ndim == 4) {
-        if (weight->size[2] != g->kh || weight->size[3] != g->kw)
-            return ND_ERROR(ND_ERR_SHAPE, "%s: %s %s does not match the kernel size %lldx%lld", op, what,
-                            nd_tensor_shape_str(weight, s, sizeof s), (long long)g->kh, (long long)g->kw);
-        Cg = weight->size[1];
-    } else if (weight->ndim == 2 && weight->size[1] % KK == 0) {
-        Cg = weight->size[1] / KK;
-    } else {
-        return ND_ERROR(ND_ERR_SHAPE, "%s: expected a %s of shape (Cout, Cin/groups, %lld, %lld), got %s", op, what,
-                        (long long)g->kh, (long long)g->kw, nd_tensor_shape_str(weight, s, sizeof s));
-    }
-    g->Cout = weight->size[0];
-    if (g->Cout % g->groups != 0)
-        return ND_ERROR(ND_ERR_SHAPE, "%s: %lld output planes cannot be split into %lld groups (%s %s)", op,
-                        (long long)g->Cout, (long long)g->groups, what, nd_tensor_shape_str(weight, s, sizeof s));
-    if (Cg * g->groups != g->C)
-        return ND_ERROR(ND_ERR_SHAPE, "%s: expected %s of %lld planes, got %lld (%s %s, %s %s, groups %lld)", op,
-                        image_what, (long long)(Cg * g->groups), (long long)g->C, image_what,
-                        nd_tensor_shape_str(image, s, sizeof s), what, nd_tensor_shape_str(weight, s2, sizeof s2),
-                        (long long)g->groups);
-    return ND_OK;
-}
-
-/* Shape of the output (or grad_output) for geometry g and an image of rank ndim. */
-static int nd_conv_out_shape(const nd_conv_geom *g, int ndim, int64_t *size)
-{
-    int b = ndim == 4;
-    if (b) size[0] = g->N;
-    size[b] = g->Cout;
-    size[b + 1] = g->OH;
-    size[b + 2] = g->OW;
-    return ndim;
-}
-
-/* grad_output must have the output's shape (any strides: the caller makes it contiguous). */
-static nd_status nd_conv_check_grad_output(const char *op, const nd_conv_geom *g, const nd_tensor *gout,
-                                           const nd_tensor *image)
-{
-    int64_t size[4];
-    int nd = nd_conv_out_shape(g, image->ndim, size);
-    ND_TRY(nd_nn_check_float(op, "grad_output", gout, (int)image->dtype));
-    return nd_nn_check_out(op, "grad_output", gout, image->dtype, nd, size, 0);
-}
-
-/* The gradients must not share memory with the inputs of the backward nor with each other. */
-static nd_status nd_conv_check_grad_alias(const char *op, const nd_tensor *gi, const nd_tensor *gw, const nd_tensor *gb,
-                                          const nd_tensor *x, const nd_tensor *go, const nd_tensor *w)
-{
-    const nd_tensor *ins[5] = {x, go, w, gw, gb};
-    ND_TRY(nd_nn_check_alias(op, "grad_input", gi, 0, 5, ins));
-    ND_TRY(nd_nn_check_alias(op, "grad_weight", gw, 0, 4, (const nd_tensor *[]){x, go, w, gb}));
-    return nd_nn_check_alias(op, "grad_bias", gb, 0, 3, ins);
-}
+/* ---- validation: nd_conv_check_* (nn_check.c, shared with conv.cu) ---- */
 
 /* ---- im2col / col2im ---- */
 
@@ -586,12 +480,8 @@ nd_status nd_im2col_cpu(nd_tensor *cols, const nd_tensor *input, const nd_conv2d
 {
     const char *op = "im2col";
     nd_conv_geom g;
-    nd_conv2d_params q = *p;
-    q.groups = 1;
-    ND_TRY(nd_conv_geom_image(op, &g, input, "input", &q));
-    int64_t size[2] = {g.C * g.kh * g.kw, g.N * g.OH * g.OW};
-    ND_TRY(nd_nn_check_out(op, "cols", cols, input->dtype, 2, size, 1));
-    ND_TRY(nd_nn_check_alias(op, "cols", cols, 0, 1, (const nd_tensor *[]){input}));
+    int64_t size[2];
+    ND_TRY(nd_conv_check_im2col(ND_DEVICE_CPU, op, &g, cols, input, p, size));
     nd_tensor x;
     ND_TRY(nd_tensor_contiguous(&x, input));
     nd_status st = x.dtype == ND_DTYPE_F32
@@ -605,14 +495,8 @@ nd_status nd_col2im_cpu(nd_tensor *image, const nd_tensor *cols, const nd_conv2d
 {
     const char *op = "col2im";
     nd_conv_geom g;
-    nd_conv2d_params q = *p;
-    q.groups = 1;
-    ND_TRY(nd_conv_geom_image(op, &g, image, "image", &q));
-    ND_TRY(nd_nn_check_out(op, "image", image, image->dtype, image->ndim, image->size, 1));
-    int64_t size[2] = {g.C * g.kh * g.kw, g.N * g.OH * g.OW};
-    ND_TRY(nd_nn_check_float(op, "cols", cols, (int)image->dtype));
-    ND_TRY(nd_nn_check_out(op, "cols", cols, image->dtype, 2, size, 0));
-    ND_TRY(nd_nn_check_alias(op, "image", image, 0, 1, (const nd_tensor *[]){cols}));
+    int64_t size[2];
+    ND_TRY(nd_conv_check_col2im(ND_DEVICE_CPU, op, &g, image, cols, p, size));
     nd_tensor c;
     ND_TRY(nd_tensor_contiguous(&c, cols));
     nd_status st = c.dtype == ND_DTYPE_F32
@@ -640,28 +524,13 @@ static int64_t nd_conv_woff(const nd_tensor *w, const nd_conv_geom *g, int64_t c
     return co * w->stride[0] + ((ci * g->kh + ki) * g->kw + kj) * w->stride[1];
 }
 
-/* The checks of a forward call (contiguous: out must be); bst gets the bias stride. */
-static nd_status nd_conv_check_forward(const char *op, nd_conv_geom *g, const nd_tensor *out, const nd_tensor *input,
-                                       const nd_tensor *weight, const nd_tensor *bias, const nd_conv2d_params *p,
-                                       int contiguous, int64_t *bst)
-{
-    ND_TRY(nd_conv_geom_image(op, g, input, "input", p));
-    ND_TRY(nd_conv_geom_weight(op, g, weight, "weight", input, "input"));
-    int64_t size[4];
-    int nd = nd_conv_out_shape(g, input->ndim, size);
-    ND_TRY(nd_nn_check_out(op, "output", out, input->dtype, nd, size, contiguous));
-    ND_TRY(nd_nn_check_alias(op, "output", out, 0, 3, (const nd_tensor *[]){input, weight, bias}));
-    if (bias) ND_TRY(nd_nn_check_vec(op, "bias", bias, input->dtype, g->Cout, bst));
-    return ND_OK;
-}
-
 nd_status nd_conv2d_forward_ref_cpu(nd_tensor *out, const nd_tensor *input, const nd_tensor *weight,
                                     const nd_tensor *bias, const nd_conv2d_params *p)
 {
     const char *op = "conv2d";
     nd_conv_geom g;
     int64_t bst = 0;
-    ND_TRY(nd_conv_check_forward(op, &g, out, input, weight, bias, p, 0, &bst));
+    ND_TRY(nd_conv_check_forward(ND_DEVICE_CPU, op, &g, out, input, weight, bias, p, 0, &bst));
     int64_t xs[4], os[4];
     nd_conv_dims4(input, xs);
     nd_conv_dims4(out, os);
@@ -695,15 +564,9 @@ nd_status nd_conv2d_backward_ref_cpu(nd_tensor *grad_input, nd_tensor *grad_weig
 {
     const char *op = "conv2d backward";
     nd_conv_geom g;
-    ND_TRY(nd_conv_geom_image(op, &g, input, "input", p));
-    ND_TRY(nd_conv_geom_weight(op, &g, weight, "weight", input, "input"));
-    ND_TRY(nd_conv_check_grad_output(op, &g, grad_output, input));
-    if (grad_input) ND_TRY(nd_nn_check_out(op, "grad_input", grad_input, input->dtype, input->ndim, input->size, 0));
-    if (grad_weight)
-        ND_TRY(nd_nn_check_out(op, "grad_weight", grad_weight, input->dtype, weight->ndim, weight->size, 0));
     int64_t gbst = 0;
-    if (grad_bias) ND_TRY(nd_nn_check_vec(op, "grad_bias", grad_bias, input->dtype, g.Cout, &gbst));
-    ND_TRY(nd_conv_check_grad_alias(op, grad_input, grad_weight, grad_bias, input, grad_output, weight));
+    ND_TRY(nd_conv_check_backward(ND_DEVICE_CPU, op, &g, grad_input, grad_weight, grad_bias, input, grad_output, weight,
+                                  p, 0, &gbst));
     int64_t xs[4], os[4], gs[4] = {0, 0, 0, 0};
     nd_conv_dims4(input, xs);
     nd_conv_dims4(grad_output, os);
@@ -764,7 +627,7 @@ nd_status nd_conv2d_forward_cpu(nd_tensor *out, const nd_tensor *input, const nd
     const char *op = "conv2d";
     nd_conv_geom g;
     int64_t bst = 0;
-    ND_TRY(nd_conv_check_forward(op, &g, out, input, weight, bias, p, 1, &bst));
+    ND_TRY(nd_conv_check_forward(ND_DEVICE_CPU, op, &g, out, input, weight, bias, p, 1, &bst));
     nd_tensor x, w;
     ND_TRY(nd_tensor_contiguous(&x, input));
     nd_status st = nd_tensor_contiguous(&w, weight);
@@ -800,19 +663,9 @@ static nd_status nd_conv_backward_common(const char *op, nd_tensor *grad_input, 
 {
     nd_conv_geom g;
     const nd_tensor *image = input ? input : grad_input;
-    const char *image_what = input ? "input" : "grad_input";
-    ND_TRY(nd_conv_geom_image(op, &g, image, image_what, p));
-    const nd_tensor *wshape = weight ? weight : grad_weight;
-    ND_TRY(nd_conv_geom_weight(op, &g, wshape, weight ? "weight" : "grad_weight", image, image_what));
-    ND_TRY(nd_conv_check_grad_output(op, &g, grad_output, image));
-    if (grad_input) ND_TRY(nd_nn_check_out(op, "grad_input", grad_input, image->dtype, image->ndim, image->size, 1));
-    if (grad_weight)
-        ND_TRY(nd_nn_check_out(op, "grad_weight", grad_weight, image->dtype, wshape->ndim, wshape->size, 1));
-    if (weight && grad_weight && nd_tensor_numel(weight) != nd_tensor_numel(grad_weight))
-        return ND_ERROR(ND_ERR_SHAPE, "%s: grad_weight and weight differ in size", op);
     int64_t gbst = 0;
-    if (grad_bias) ND_TRY(nd_nn_check_vec(op, "grad_bias", grad_bias, image->dtype, g.Cout, &gbst));
-    ND_TRY(nd_conv_check_grad_alias(op, grad_input, grad_weight, grad_bias, input, grad_output, weight));
+    ND_TRY(nd_conv_check_backward(ND_DEVICE_CPU, op, &g, grad_input, grad_weight, grad_bias, input, grad_output, weight,
+                                  p, 1, &gbst));
     nd_tensor x, w, go;
     nd_tensor_init_empty(&x, image->dtype);
     nd_tensor_init_empty(&w, image->dtype);

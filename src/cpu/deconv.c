@@ -336,13 +336,7 @@ static void ND_F(unfold)(ND_T *GWr, ND_T *GD, ND_T *Gmu, ND_T *GV, const ND_T *G
 
 #include "nd_cpu_deconv.h"
 
-/* Sizes of one im2col call. */
-typedef struct nd_deconv_dims {
-    int64_t N, C, H, W, k, pad, dil, s;
-    int64_t Gs;     /* rows per patch in X: Cin/B when groups == 1, else 1 */
-    int64_t Lh, Lw; /* sampled grid (k > 1) */
-    int64_t R0;     /* sampled patches */
-} nd_deconv_dims;
+/* nd_deconv_dims (sizes of one im2col call): nd_cpu_deconv.h, filled by deconv_check.c. */
 
 /* Groups of at most this many features use plain loops instead of BLAS for the statistics. */
 #define ND_DECONV_SMALL_F 16
@@ -399,47 +393,11 @@ int64_t nd_deconv_sample_rows(int64_t N, int64_t H, int64_t W, const nd_deconv_g
     return N * (eh / g->s + 1) * (ew / g->s + 1);
 }
 
-static nd_status nd_deconv_dims_of(const char *op, nd_deconv_dims *d, const nd_tensor *x, const char *what,
-                                   const nd_deconv_geom *g)
-{
-    char s[ND_SHAPE_STR_MAX];
-    ND_TRY(nd_deconv_check_float_(op, what, x, -1));
-    if (x->ndim != 4)
-        return ND_ERROR(ND_ERR_SHAPE, "%s: expected a 4-d (N,C,H,W) %s, got %s", op, what,
-                        nd_tensor_shape_str(x, s, sizeof s));
-    if (g->k < 1 || g->s < 1 || g->dil < 1 || g->pad < 0 || g->block < 1 || g->groups < 1)
-        return ND_ERROR(ND_ERR_ARG,
-                        "%s: invalid parameters: kernel %lld, padding %lld, dilation %lld, sampling stride %lld, "
-                        "block %lld, groups %lld",
-                        op, (long long)g->k, (long long)g->pad, (long long)g->dil, (long long)g->s, (long long)g->block,
-                        (long long)g->groups);
-    d->N = x->size[0], d->C = x->size[1], d->H = x->size[2], d->W = x->size[3];
-    d->k = g->k, d->pad = g->pad, d->dil = g->dil, d->s = g->s;
-    if (d->C % g->block != 0 || (g->groups > 1 && g->block * g->groups != d->C))
-        return ND_ERROR(ND_ERR_SHAPE, "%s: block %lld and groups %lld do not fit %lld input planes (%s %s)", op,
-                        (long long)g->block, (long long)g->groups, (long long)d->C, what,
-                        nd_tensor_shape_str(x, s, sizeof s));
-    d->Gs = g->groups == 1 ? d->C / g->block : 1;
-    d->R0 = nd_deconv_sample_rows(d->N, d->H, d->W, g);
-    if (d->R0 < 0)
-        return ND_ERROR(ND_ERR_SHAPE, "%s: %s %s is smaller than the kernel %lld (padding %lld, dilation %lld)", op,
-                        what, nd_tensor_shape_str(x, s, sizeof s), (long long)g->k, (long long)g->pad,
-                        (long long)g->dil);
-    d->Lh = d->Lw = 1;
-    if (g->k > 1) {
-        d->Lh = (d->H + 2 * g->pad - g->dil * (g->k - 1) - 1) / g->s + 1;
-        d->Lw = (d->W + 2 * g->pad - g->dil * (g->k - 1) - 1) / g->s + 1;
-    }
-    if (d->R0 == 0)
-        return ND_ERROR(ND_ERR_SHAPE, "%s: %s %s gives no sampled rows", op, what, nd_tensor_shape_str(x, s, sizeof s));
-    return ND_OK;
-}
-
 nd_status nd_deconv_im2col_cpu(nd_tensor *X, const nd_tensor *x, const nd_deconv_geom *g)
 {
     const char *op = "deconv_im2col";
     nd_deconv_dims d;
-    ND_TRY(nd_deconv_dims_of(op, &d, x, "input", g));
+    ND_TRY(nd_deconv_check_dims(ND_DEVICE_CPU, op, &d, x, "input", g));
     const int64_t K = d.C * d.k * d.k;
     int64_t size[2] = {d.R0 * d.Gs, K / d.Gs};
     ND_TRY(nd_deconv_prepare_out_(op, "X", X, x->dtype, 2, size));
@@ -457,7 +415,7 @@ nd_status nd_deconv_col2im_cpu(nd_tensor *Gx, const nd_tensor *GX, const nd_deco
 {
     const char *op = "deconv_col2im";
     nd_deconv_dims d;
-    ND_TRY(nd_deconv_dims_of(op, &d, Gx, "Gx", g));
+    ND_TRY(nd_deconv_check_dims(ND_DEVICE_CPU, op, &d, Gx, "Gx", g));
     const int64_t K = d.C * d.k * d.k;
     int64_t size[2] = {d.R0 * d.Gs, K / d.Gs};
     ND_TRY(nd_deconv_check_float_(op, "GX", GX, (int)Gx->dtype));
@@ -566,36 +524,11 @@ nd_status nd_deconv_cov_backward_cpu(nd_tensor *GX, const nd_tensor *GC, const n
 
 /* ---- folding ---- */
 
-typedef struct nd_fold_dims {
-    int64_t Cout, K, F, G, ng;
-} nd_fold_dims;
-
+/* nd_fold_dims: nd_cpu_deconv.h, filled by nd_deconv_check_fold (deconv_check.c, shared with deconv.cu). */
 static nd_status nd_deconv_fold_check(const char *op, nd_fold_dims *f, const nd_tensor *W, const nd_tensor *D,
                                       const nd_tensor *mu, int64_t groups, nd_deconv_layout layout)
 {
-    char s1[ND_SHAPE_STR_MAX], s2[ND_SHAPE_STR_MAX], s3[ND_SHAPE_STR_MAX];
-    ND_TRY(nd_deconv_check_float_(op, "W", W, -1));
-    ND_TRY(nd_deconv_check_float_(op, "D", D, (int)W->dtype));
-    ND_TRY(nd_deconv_check_float_(op, "mu", mu, (int)W->dtype));
-    if (layout != ND_DECONV_STRIDED && layout != ND_DECONV_CONTIGUOUS)
-        return ND_ERROR(ND_ERR_ARG, "%s: unknown block layout %d", op, (int)layout);
-    f->ng = groups;
-    f->Cout = W->size[0];
-    f->K = f->Cout > 0 ? nd_tensor_numel(W) / f->Cout : 0;
-    f->F = D->size[D->ndim - 1];
-    int ok = groups >= 1 && f->Cout > 0 && f->F > 0 && D->ndim == (groups == 1 ? 2 : 3) &&
-             D->size[D->ndim - 2] == f->F && (groups == 1 || D->size[0] == groups) && mu->ndim == 1 &&
-             mu->size[0] == groups * f->F && f->K % f->F == 0;
-    if (ok && groups > 1) ok = f->K == f->F && f->Cout % groups == 0;
-    if (!ok)
-        return ND_ERROR(ND_ERR_SHAPE,
-                        "%s: shapes do not fit: W %s, D %s, mu %s, groups %lld (expected D (F,F) or (groups,F,F), "
-                        "mu (groups*F), W (Cout, ...) with a multiple of F features per output, exactly F when "
-                        "groups > 1)",
-                        op, nd_tensor_shape_str(W, s1, sizeof s1), nd_tensor_shape_str(D, s2, sizeof s2),
-                        nd_tensor_shape_str(mu, s3, sizeof s3), (long long)groups);
-    f->G = f->K / f->F;
-    return ND_OK;
+    return nd_deconv_check_fold(ND_DEVICE_CPU, op, f, W, D, mu, groups, layout);
 }
 
 static nd_status nd_deconv_check_bias(const char *op, const char *what, const nd_tensor *b, const nd_fold_dims *f,

@@ -28,24 +28,10 @@ static nd_status check_cpu(const char *op, const nd_tensor *t)
     return ND_OK;
 }
 
-static nd_status check_dim(const char *op, const nd_tensor *x, int dim)
-{
-    if (x->ndim == 0) return ND_ERROR(ND_ERR_SHAPE, "%s: the tensor is empty", op);
-    if (dim < 0 || dim >= x->ndim) {
-        char s[ND_SHAPE_STR_MAX];
-        return ND_ERROR(ND_ERR_INDEX, "%s: dimension %d out of range for a %d-d tensor (%s)", op, dim + 1, x->ndim,
-                        SHAPE(x, s));
-    }
-    return check_cpu(op, x);
-}
-
-static nd_status check_same_dtype(const char *op, const nd_tensor *x, const nd_tensor *src)
-{
-    if (x->dtype != src->dtype)
-        return ND_ERROR(ND_ERR_DTYPE, "%s: dtype mismatch, %s and %s (convert one with :type())", op,
-                        nd_dtype_name(x->dtype), nd_dtype_name(src->dtype));
-    return check_cpu(op, src);
-}
+/* Shared with index.cu (math_check.c). */
+#define check_dim(op, x, dim) nd_index_check_dim(ND_DEVICE_CPU, op, x, dim)
+#define check_same_dtype(op, x, src) nd_index_check_same_dtype(ND_DEVICE_CPU, op, x, src)
+#define check_slices nd_index_check_slices
 
 /* A 1-d int64 index vector whose entries all lie in [0, size). */
 static nd_status check_index_vector(const char *op, const nd_tensor *idx, const nd_tensor *x, int dim)
@@ -67,19 +53,6 @@ static nd_status check_index_vector(const char *op, const nd_tensor *idx, const 
     return ND_OK;
 }
 
-/* src must be x's shape with size[dim] = n. */
-static nd_status check_slices(const char *op, const nd_tensor *x, int dim, int64_t n, const nd_tensor *src)
-{
-    int ok = src->ndim == x->ndim && src->size[dim] == n;
-    for (int d = 0; ok && d < x->ndim; d++)
-        ok = d == dim || src->size[d] == x->size[d];
-    if (!ok) {
-        char s1[ND_SHAPE_STR_MAX], s2[ND_SHAPE_STR_MAX];
-        return ND_ERROR(ND_ERR_SHAPE, "%s: source %s does not fit tensor %s with %lld indices along dimension %d", op,
-                        SHAPE(src, s1), SHAPE(x, s2), (long long)n, dim + 1);
-    }
-    return ND_OK;
-}
 
 /* ---- index_select / index_copy: dst.select(dim, di(i)) = src.select(dim, si(i)) ---- */
 
@@ -226,28 +199,7 @@ static const char *gs_name(gs_mode m)
 /* idx has x's ndim; idx.size(d) <= x.size(d) for d != dim and <= other.size(d) for all d. */
 static nd_status gs_check(gs_mode mode, const nd_tensor *x, int dim, const nd_tensor *idx, const nd_tensor *other)
 {
-    const char *op = gs_name(mode);
-    char s1[ND_SHAPE_STR_MAX], s2[ND_SHAPE_STR_MAX];
-    ND_TRY(check_dim(op, x, dim));
-    if (idx->dtype != ND_DTYPE_I64)
-        return ND_ERROR(ND_ERR_DTYPE, "%s: indices must be int64, got %s", op, nd_dtype_name(idx->dtype));
-    ND_TRY(check_cpu(op, idx));
-    if (idx->ndim != x->ndim)
-        return ND_ERROR(ND_ERR_SHAPE, "%s: index %s and tensor %s differ in their number of dimensions", op,
-                        SHAPE(idx, s1), SHAPE(x, s2));
-    for (int d = 0; d < x->ndim; d++)
-        if (d != dim && idx->size[d] > x->size[d])
-            return ND_ERROR(ND_ERR_SHAPE, "%s: index %s larger than tensor %s in dimension %d", op, SHAPE(idx, s1),
-                            SHAPE(x, s2), d + 1);
-    if (other) {
-        ND_TRY(check_same_dtype(op, x, other));
-        int ok = other->ndim == idx->ndim;
-        for (int d = 0; ok && d < idx->ndim; d++)
-            ok = idx->size[d] <= other->size[d];
-        if (!ok)
-            return ND_ERROR(ND_ERR_SHAPE, "%s: index %s larger than source %s", op, SHAPE(idx, s1), SHAPE(other, s2));
-    }
-    return ND_OK;
+    return nd_index_check_gather(ND_DEVICE_CPU, gs_name(mode), x, dim, idx, other);
 }
 
 /* Inner loop bodies over i < n along dim, for one position j of the rest iteration. */

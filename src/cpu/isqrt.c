@@ -421,18 +421,7 @@ int64_t nd_isqrt_saved_slots(int iters)
 
 nd_status nd_deconv_check_float_(const char *op, const char *what, const nd_tensor *t, int dtype)
 {
-    char s[ND_SHAPE_STR_MAX];
-    if (!t || !t->storage || t->ndim == 0) return ND_ERROR(ND_ERR_ARG, "%s: %s is missing or empty", op, what);
-    if (nd_tensor_device(t).type != ND_DEVICE_CPU)
-        return ND_ERROR(ND_ERR_DEVICE, "%s: %s must be a CPU tensor (%s)", op, what,
-                        nd_tensor_shape_str(t, s, sizeof s));
-    if (!nd_dtype_is_float(t->dtype))
-        return ND_ERROR(ND_ERR_DTYPE, "%s: %s must be float32 or float64, got %s (%s)", op, what,
-                        nd_dtype_name(t->dtype), nd_tensor_shape_str(t, s, sizeof s));
-    if (dtype >= 0 && (int)t->dtype != dtype)
-        return ND_ERROR(ND_ERR_DTYPE, "%s: %s is %s but the other operands are %s (%s)", op, what,
-                        nd_dtype_name(t->dtype), nd_dtype_name((nd_dtype)dtype), nd_tensor_shape_str(t, s, sizeof s));
-    return ND_OK;
+    return nd_deconv_check_float_on(ND_DEVICE_CPU, op, what, t, dtype);
 }
 
 nd_status nd_deconv_check_shape_(const char *op, const char *what, const nd_tensor *t, int ndim, const int64_t *size)

@@ -168,11 +168,7 @@ nd_status nd_nll_loss_backward_cpu(nd_tensor *grad_input, const nd_tensor *targe
 static nd_status nd_loss_align(const char *op, const char *what, nd_tensor *out, const nd_tensor *t,
                                const nd_tensor *like)
 {
-    char a[ND_SHAPE_STR_MAX], b[ND_SHAPE_STR_MAX];
-    ND_TRY(nd_nn_check_float(op, what, t, (int)like->dtype));
-    if (nd_tensor_numel(t) != nd_tensor_numel(like))
-        return ND_ERROR(ND_ERR_SHAPE, "%s: %s %s and input %s differ in element count", op, what,
-                        nd_tensor_shape_str(t, a, sizeof a), nd_tensor_shape_str(like, b, sizeof b));
+    ND_TRY(nd_loss_check_like(ND_DEVICE_CPU, op, what, t, like));
     if (nd_tensor_same_shape(t, like)) {
         nd_tensor_view_of(out, t);
         return ND_OK;

@@ -174,6 +174,36 @@ nd_status nd_channel_deconv_backward_cpu(nd_tensor *gx, const nd_tensor *gy, con
                                          double var2, int64_t B, double eps, int iters, int64_t s);
 
 /* ---- internal helpers shared by isqrt.c and deconv.c (not for other callers) ---- */
+/* Device-neutral checks (deconv_check.c), also called by the CUDA twins with dev = ND_DEVICE_CUDA:
+ * a present float tensor on dev (of dtype `dtype` when dtype >= 0), and the sizes of one deconv
+ * im2col / col2im call validated from the image x (4-d) and g. */
+typedef struct nd_deconv_dims {
+    int64_t N, C, H, W, k, pad, dil, s;
+    int64_t Gs;     /* rows per patch in X: Cin/B when groups == 1, else 1 */
+    int64_t Lh, Lw; /* sampled grid (k > 1) */
+    int64_t R0;     /* sampled patches */
+} nd_deconv_dims;
+nd_status nd_deconv_check_float_on(nd_device_type dev, const char *op, const char *what, const nd_tensor *t,
+                                   int dtype);
+nd_status nd_deconv_check_dims(nd_device_type dev, const char *op, nd_deconv_dims *d, const nd_tensor *x,
+                               const char *what, const nd_deconv_geom *g);
+/* Sizes of one channel-deconv call, validated from x ((N,C) or (N,C,H,W)), block B and sampling
+ * stride s. */
+typedef struct nd_cd_dims {
+    int64_t N, C, HW, B, c, cb; /* c = floor(C/B)*B whitened channels, cb = c/B */
+    int64_t ss;                 /* column (and leftover entry) step: s^2 when sampling, else 1 */
+    int64_t ncol, ns;           /* columns, sampled columns */
+    int64_t ns2;                /* sampled leftover entries (0 when c == C) */
+} nd_cd_dims;
+nd_status nd_cd_check_dims(nd_device_type dev, const char *op, nd_cd_dims *d, const nd_tensor *x, int64_t B,
+                           int64_t s);
+/* Weight folding: W (Cout, ...), D (F,F) or (groups,F,F), mu (groups*F) on dev; fills the sizes
+ * (K features per output, G = K / F blocks per row). */
+typedef struct nd_fold_dims {
+    int64_t Cout, K, F, G, ng;
+} nd_fold_dims;
+nd_status nd_deconv_check_fold(nd_device_type dev, const char *op, nd_fold_dims *f, const nd_tensor *W,
+                               const nd_tensor *D, const nd_tensor *mu, int64_t groups, nd_deconv_layout layout);
 /* A present float CPU tensor; of dtype `dtype` when dtype >= 0. */
 nd_status nd_deconv_check_float_(const char *op, const char *what, const nd_tensor *t, int dtype);
 nd_status nd_deconv_check_shape_(const char *op, const char *what, const nd_tensor *t, int ndim, const int64_t *size);

@@ -99,6 +99,34 @@ nd_status nd_topk_cpu(nd_tensor *values, nd_tensor *indices, const nd_tensor *x,
 /* Shared by the files above: allocates an empty out (contiguous, on the CPU), or checks that a
  * given one is a CPU tensor of dtype dt and shape size (message names op and both shapes). */
 nd_status nd_linalg_prepare_out(const char *op, nd_tensor *out, nd_dtype dt, int ndim, const int64_t *size);
+/* Device-neutral helpers of the products (math_check.c), shared with their CUDA twins (blas.cu):
+ * the shape and dtype checks of each product (same messages on both devices; the callers check
+ * the device), the dtype and shape of a given result (nd_linalg_prepare_out's rule without the
+ * device), loading the added operand c (or out's contents when c is NULL) into target, and how
+ * BLAS can read the matrix in dims (d, d + 1) of t (trans 0: row-major, ld the row stride; 1:
+ * column-major; returns 0 when neither fits). */
+int nd_linalg_same_view(const nd_tensor *x, const nd_tensor *y);
+int nd_linalg_shares_storage(const nd_tensor *x, const nd_tensor *y);
+nd_status nd_linalg_check_dtypes(const char *op, const nd_tensor *a, const nd_tensor *b);
+nd_status nd_linalg_check_out_shape(const char *op, const nd_tensor *out, nd_dtype dt, int ndim, const int64_t *size);
+nd_status nd_linalg_load_c(const char *op, nd_tensor *target, const nd_tensor *c, const nd_tensor *out);
+int nd_linalg_mat_layout(const nd_tensor *t, int d, int *trans, int64_t *ld);
+nd_status nd_linalg_check_gemm(const char *op, const nd_tensor *a, const nd_tensor *b);
+nd_status nd_linalg_check_bgemm(const char *op, const nd_tensor *a, const nd_tensor *b);
+nd_status nd_linalg_check_gemv(const char *op, const nd_tensor *a, const nd_tensor *x);
+nd_status nd_linalg_check_ger(const char *op, const nd_tensor *x, const nd_tensor *y);
+nd_status nd_linalg_check_dot(const nd_tensor *a, const nd_tensor *b);
+/* Checks of the index operations (math_check.c), shared with index.cu; with dev == ND_DEVICE_CPU
+ * they also require the tensors they look at to be on the CPU (the CUDA twins check all
+ * operands' devices together afterwards). dim is 0-based, messages 1-based. */
+nd_status nd_index_check_dim(nd_device_type dev, const char *op, const nd_tensor *x, int dim);
+nd_status nd_index_check_same_dtype(nd_device_type dev, const char *op, const nd_tensor *x, const nd_tensor *src);
+/* src must be x's shape with size[dim] = n. */
+nd_status nd_index_check_slices(const char *op, const nd_tensor *x, int dim, int64_t n, const nd_tensor *src);
+/* gather / scatter: idx int64 with x's ndim, idx.size(d) <= x.size(d) for d != dim and
+ * <= other.size(d) for all d (other may be NULL). */
+nd_status nd_index_check_gather(nd_device_type dev, const char *op, const nd_tensor *x, int dim, const nd_tensor *idx,
+                                const nd_tensor *other);
 /* t without dimension dim (a single element when t is 1-d), for walking every slice along dim
  * with nd_iter. Borrows t's storage: never release the result. */
 static inline nd_tensor nd_linalg_rest_view(const nd_tensor *t, int dim)

@@ -138,6 +138,18 @@ const char *nd_cumulate_name(nd_cumulate_op op);
 
 /* ---- shared by elementwise.c and reduce.c (internal) ---- */
 
+/* The accumulator every reduction folds (reduce.c, and on the device reduce.cu): one segment
+ * of elements, partials combined in order. */
+typedef struct nd_reduce_acc {
+    int64_t n;   /* elements seen; 0 = nothing yet */
+    double s;    /* sum, product, sum |x|^p, exp-sum (logsumexp) */
+    double m;    /* extreme value, mean (var), max (logsumexp) */
+    double m2;   /* sum of squared deviations (var) */
+    int64_t is;  /* integer sum / product / extreme; counts */
+    int64_t idx; /* position of the extreme */
+    int nan;     /* a NaN was seen (extremes, logsumexp) */
+} nd_reduce_acc;
+
 /* Processes n elements of one run: operand k starts at p[k] and steps s[k] elements. `range` is
  * the number of the range being walked and `flat` the row-major position of the run's first element. */
 typedef void (*nd_math_run_fn)(void *ctx, int64_t range, int64_t flat, char *const *p, const int64_t *s, int64_t n);

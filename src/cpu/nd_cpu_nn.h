@@ -262,11 +262,16 @@ nd_status nd_bce_loss_backward_cpu(nd_tensor *grad_input, const nd_tensor *input
 
 #include <string.h>
 
-/* Checks that t is a CPU float32/float64 tensor of dtype dt (dt < 0: either float dtype). */
-static inline nd_status nd_nn_check_float(const char *op, const char *what, const nd_tensor *t, int dt)
+/* The checks below take the device the tensors must be on (ND_DEVICE_CPU for the kernels here,
+ * ND_DEVICE_CUDA for their twins in src/cuda), named in the message. */
+static inline const char *nd_nn_device_name(nd_device_type dev) { return dev == ND_DEVICE_CUDA ? "CUDA" : "CPU"; }
+
+/* Checks that t is a float32/float64 tensor on dev, of dtype dt (dt < 0: either float dtype). */
+static inline nd_status nd_nn_check_float_on(nd_device_type dev, const char *op, const char *what, const nd_tensor *t,
+                                             int dt)
 {
-    if (nd_tensor_device(t).type != ND_DEVICE_CPU)
-        return ND_ERROR(ND_ERR_DEVICE, "%s: %s is not a CPU tensor", op, what);
+    if (nd_tensor_device(t).type != dev)
+        return ND_ERROR(ND_ERR_DEVICE, "%s: %s is not a %s tensor", op, what, nd_nn_device_name(dev));
     if (!nd_dtype_is_float(t->dtype))
         return ND_ERROR(ND_ERR_DTYPE, "%s: %s must be float32 or float64, got %s", op, what, nd_dtype_name(t->dtype));
     if (dt >= 0 && (int)t->dtype != dt)
@@ -275,13 +280,13 @@ static inline nd_status nd_nn_check_float(const char *op, const char *what, cons
     return ND_OK;
 }
 
-/* Checks an output: CPU, dtype dt, exactly the given shape and (when contig) contiguous. */
-static inline nd_status nd_nn_check_out(const char *op, const char *what, const nd_tensor *t, nd_dtype dt, int ndim,
-                                        const int64_t *size, int contig)
+/* Checks an output: on dev, dtype dt, exactly the given shape and (when contig) contiguous. */
+static inline nd_status nd_nn_check_out_on(nd_device_type dev, const char *op, const char *what, const nd_tensor *t,
+                                           nd_dtype dt, int ndim, const int64_t *size, int contig)
 {
     char a[ND_SHAPE_STR_MAX], b[ND_SHAPE_STR_MAX];
-    if (nd_tensor_device(t).type != ND_DEVICE_CPU)
-        return ND_ERROR(ND_ERR_DEVICE, "%s: %s is not a CPU tensor", op, what);
+    if (nd_tensor_device(t).type != dev)
+        return ND_ERROR(ND_ERR_DEVICE, "%s: %s is not a %s tensor", op, what, nd_nn_device_name(dev));
     if (t->dtype != dt)
         return ND_ERROR(ND_ERR_DTYPE, "%s: %s is %s, expected %s", op, what, nd_dtype_name(t->dtype),
                         nd_dtype_name(dt));
@@ -302,13 +307,13 @@ static inline nd_status nd_nn_check_out(const char *op, const char *what, const 
     return ND_OK;
 }
 
-/* A vector-like tensor of n elements (at most one dim of size > 1, any stride): checks it and
- * returns the element stride. */
-static inline nd_status nd_nn_check_vec(const char *op, const char *what, const nd_tensor *t, nd_dtype dt, int64_t n,
-                                        int64_t *stride)
+/* A vector-like tensor of n elements (at most one dim of size > 1, any stride) on dev: checks
+ * it and returns the element stride. */
+static inline nd_status nd_nn_check_vec_on(nd_device_type dev, const char *op, const char *what, const nd_tensor *t,
+                                           nd_dtype dt, int64_t n, int64_t *stride)
 {
     char a[ND_SHAPE_STR_MAX];
-    ND_TRY(nd_nn_check_float(op, what, t, (int)dt));
+    ND_TRY(nd_nn_check_float_on(dev, op, what, t, (int)dt));
     int ok = nd_tensor_numel(t) == n;
     int64_t st = 1;
     int seen = 0;
@@ -323,6 +328,22 @@ static inline nd_status nd_nn_check_vec(const char *op, const char *what, const 
                         nd_tensor_shape_str(t, a, sizeof a));
     *stride = st;
     return ND_OK;
+}
+
+/* The same checks for CPU tensors (the kernels of this header). */
+static inline nd_status nd_nn_check_float(const char *op, const char *what, const nd_tensor *t, int dt)
+{
+    return nd_nn_check_float_on(ND_DEVICE_CPU, op, what, t, dt);
+}
+static inline nd_status nd_nn_check_out(const char *op, const char *what, const nd_tensor *t, nd_dtype dt, int ndim,
+                                        const int64_t *size, int contig)
+{
+    return nd_nn_check_out_on(ND_DEVICE_CPU, op, what, t, dt, ndim, size, contig);
+}
+static inline nd_status nd_nn_check_vec(const char *op, const char *what, const nd_tensor *t, nd_dtype dt, int64_t n,
+                                        int64_t *stride)
+{
+    return nd_nn_check_vec_on(ND_DEVICE_CPU, op, what, t, dt, n, stride);
 }
 
 /* Fails when out shares storage with any of the n tensors (NULL entries skipped), except, when
@@ -351,6 +372,92 @@ static inline nd_status nd_nn_check_alias(const char *op, const char *what, cons
     }
     return ND_OK;
 }
+
+/* ---- shared argument checks (nn_check.c): used by the kernels here with dev = ND_DEVICE_CPU and
+ * by their CUDA twins with ND_DEVICE_CUDA; same rules, same messages. ---- */
+
+/* Everything the convolution kernels need about one call, validated. A 3-d input counts as N = 1. */
+typedef struct nd_conv_geom {
+    int64_t N, C, H, W, Cout, OH, OW;
+    int64_t kh, kw, sh, sw, ph, pw, dh, dw, groups;
+} nd_conv_geom;
+
+/* The parameters and an image-shaped tensor (input, grad_input or image): fills g but Cout. */
+nd_status nd_conv_check_image(nd_device_type dev, const char *op, nd_conv_geom *g, const nd_tensor *image,
+                              const char *what, const nd_conv2d_params *p);
+/* Shape of the output (or grad_output) for g and an image of rank ndim; returns ndim. */
+int nd_conv_out_shape(const nd_conv_geom *g, int ndim, int64_t *size);
+/* A forward call (contiguous: out must be); *bst = the bias stride (0 without bias). */
+nd_status nd_conv_check_forward(nd_device_type dev, const char *op, nd_conv_geom *g, const nd_tensor *out,
+                                const nd_tensor *input, const nd_tensor *weight, const nd_tensor *bias,
+                                const nd_conv2d_params *p, int contiguous, int64_t *bst);
+/* A backward call (image: input, or grad_input without one; weight or grad_weight gives the
+ * kernel shape; contiguous: the gradients must be); *gbst = the grad_bias stride. */
+nd_status nd_conv_check_backward(nd_device_type dev, const char *op, nd_conv_geom *g, const nd_tensor *grad_input,
+                                 const nd_tensor *grad_weight, const nd_tensor *grad_bias, const nd_tensor *input,
+                                 const nd_tensor *grad_output, const nd_tensor *weight, const nd_conv2d_params *p,
+                                 int contiguous, int64_t *gbst);
+/* im2col / col2im (groups ignored); size (2) gets the shape of cols. */
+nd_status nd_conv_check_im2col(nd_device_type dev, const char *op, nd_conv_geom *g, const nd_tensor *cols,
+                               const nd_tensor *input, const nd_conv2d_params *p, int64_t *size);
+nd_status nd_conv_check_col2im(nd_device_type dev, const char *op, nd_conv_geom *g, const nd_tensor *image,
+                               const nd_tensor *cols, const nd_conv2d_params *p, int64_t *size);
+
+/* Pooling geometry; planes = N * C. */
+typedef struct nd_pool_geom {
+    int64_t planes, H, W, OH, OW;
+    int64_t kh, kw, sh, sw, ph, pw;
+    int count_include_pad;
+} nd_pool_geom;
+
+/* A forward call: geometry, output (size gets the pooled shape), aliasing, and the max-pooling
+ * indices when not NULL. */
+nd_status nd_pool_check_fwd(nd_device_type dev, const char *op, nd_pool_geom *g, const nd_tensor *out,
+                            const nd_tensor *indices, const nd_tensor *input, const nd_pool2d_params *p, int64_t *size);
+/* A backward call: geometry, grad_input, aliasing, grad_output of the pooled shape (in size),
+ * and the max-pooling indices (any strides) when not NULL. */
+nd_status nd_pool_check_bwd(nd_device_type dev, const char *op, nd_pool_geom *g, const nd_tensor *grad_input,
+                            const nd_tensor *grad_output, const nd_tensor *indices, const nd_pool2d_params *p,
+                            int64_t *size);
+/* Adaptive pooling: the output size comes from out (or grad_output). */
+nd_status nd_pool_check_adaptive_fwd(nd_device_type dev, const char *op, nd_pool_geom *g, const nd_tensor *out,
+                                     const nd_tensor *input);
+nd_status nd_pool_check_adaptive_bwd(nd_device_type dev, const char *op, nd_pool_geom *g, const nd_tensor *grad_input,
+                                     const nd_tensor *grad_output);
+
+/* Batch normalisation: input viewed as (N, C, S); per-plane vectors as (pointer, stride), p NULL
+ * when absent. The checks fill the vectors of the tensors they validate. */
+typedef struct nd_bn_geom {
+    int64_t N, C, S;
+} nd_bn_geom;
+typedef struct nd_bn_vec {
+    void *p;
+    int64_t stride;
+} nd_bn_vec;
+
+nd_status nd_bn_check_forward_train(nd_device_type dev, const char *op, nd_bn_geom *g, const nd_tensor *out,
+                                    const nd_tensor *save_mean, const nd_tensor *save_invstd, const nd_tensor *input,
+                                    const nd_tensor *weight, const nd_tensor *bias, const nd_tensor *running_mean,
+                                    const nd_tensor *running_var, double eps, nd_bn_vec *w, nd_bn_vec *b,
+                                    nd_bn_vec *sm, nd_bn_vec *si, nd_bn_vec *rm, nd_bn_vec *rv);
+nd_status nd_bn_check_forward_eval(nd_device_type dev, const char *op, nd_bn_geom *g, const nd_tensor *out,
+                                   const nd_tensor *input, const nd_tensor *weight, const nd_tensor *bias,
+                                   const nd_tensor *running_mean, const nd_tensor *running_var, nd_bn_vec *w,
+                                   nd_bn_vec *b, nd_bn_vec *rm, nd_bn_vec *rv);
+/* mean, inv: save_mean / save_invstd when training, else running_mean / running_var. */
+nd_status nd_bn_check_backward(nd_device_type dev, const char *op, nd_bn_geom *g, const nd_tensor *grad_input,
+                               const nd_tensor *grad_weight, const nd_tensor *grad_bias, const nd_tensor *input,
+                               const nd_tensor *grad_output, const nd_tensor *weight, const nd_tensor *save_mean,
+                               const nd_tensor *save_invstd, const nd_tensor *running_mean,
+                               const nd_tensor *running_var, int training, nd_bn_vec *gw, nd_bn_vec *gb, nd_bn_vec *w,
+                               nd_bn_vec *mean, nd_bn_vec *inv);
+
+/* Softmax: the (N, C, S) view of an operand (dim 1 is the class dim; dim 0 for a 1-d tensor). */
+nd_status nd_softmax_check_dims(nd_device_type dev, const char *op, const nd_tensor *t, int64_t *N, int64_t *C,
+                                int64_t *S);
+/* Losses: t (named what) is a float tensor of like's dtype with like's element count. */
+nd_status nd_loss_check_like(nd_device_type dev, const char *op, const char *what, const nd_tensor *t,
+                             const nd_tensor *like);
 
 /* Element `off` (in elements from the view's start) of a float tensor, as double, and back. */
 static inline double nd_nn_get(const nd_tensor *t, int64_t off)

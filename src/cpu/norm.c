@@ -135,14 +135,7 @@ static void ND_F(bwd)(ND_T *gi, const nd_bn_vec *gw, const nd_bn_vec *gb, const 
 
 #include "nd_cpu_nn.h"
 
-typedef struct nd_bn_geom {
-    int64_t N, C, S; /* input viewed as (N, C, S) */
-} nd_bn_geom;
-
-typedef struct nd_bn_vec {
-    void *p; /* NULL: absent */
-    int64_t stride;
-} nd_bn_vec;
+/* nd_bn_geom, nd_bn_vec and the checks: nd_cpu_nn.h, nn_check.c (shared with norm.cu). */
 
 #define ND_T float
 #define ND_F(name) nd_bn_##name##_f32
@@ -155,55 +148,16 @@ typedef struct nd_bn_vec {
 #undef ND_T
 #undef ND_F
 
-static nd_status nd_bn_geom_of(const char *op, nd_bn_geom *g, const nd_tensor *t, const char *what)
-{
-    char s[ND_SHAPE_STR_MAX];
-    ND_TRY(nd_nn_check_float(op, what, t, -1));
-    if (t->ndim < 2 || nd_tensor_numel(t) == 0)
-        return ND_ERROR(ND_ERR_SHAPE, "%s: expected a non-empty (N,C) or (N,C,...) %s, got %s", op, what,
-                        nd_tensor_shape_str(t, s, sizeof s));
-    g->N = t->size[0];
-    g->C = t->size[1];
-    g->S = 1;
-    for (int d = 2; d < t->ndim; d++)
-        g->S *= t->size[d];
-    return ND_OK;
-}
-
-/* An optional per-plane vector: NULL gives an absent one. */
-static nd_status nd_bn_vec_of(const char *op, const char *what, nd_bn_vec *v, const nd_tensor *t, nd_dtype dt,
-                              int64_t C)
-{
-    v->p = NULL;
-    v->stride = 0;
-    if (!t) return ND_OK;
-    ND_TRY(nd_nn_check_vec(op, what, t, dt, C, &v->stride));
-    v->p = nd_tensor_data(t);
-    return ND_OK;
-}
-
 nd_status nd_batchnorm_forward_train_cpu(nd_tensor *out, nd_tensor *save_mean, nd_tensor *save_invstd,
                                          const nd_tensor *input, const nd_tensor *weight, const nd_tensor *bias,
                                          nd_tensor *running_mean, nd_tensor *running_var, double momentum, double eps)
 {
     const char *op = "batchnorm";
-    char s[ND_SHAPE_STR_MAX];
     nd_bn_geom g;
     nd_bn_vec w, b, sm, si, rm, rv;
-    ND_TRY(nd_bn_geom_of(op, &g, input, "input"));
+    ND_TRY(nd_bn_check_forward_train(ND_DEVICE_CPU, op, &g, out, save_mean, save_invstd, input, weight, bias, running_mean,
+                                     running_var, eps, &w, &b, &sm, &si, &rm, &rv));
     nd_dtype dt = input->dtype;
-    if (g.N * g.S < 2)
-        return ND_ERROR(ND_ERR_SHAPE, "%s: expected more than 1 value per plane when training, got input %s", op,
-                        nd_tensor_shape_str(input, s, sizeof s));
-    if (!(eps > 0)) return ND_ERROR(ND_ERR_ARG, "%s: eps must be positive, got %g", op, eps);
-    ND_TRY(nd_nn_check_out(op, "output", out, dt, input->ndim, input->size, 1));
-    ND_TRY(nd_nn_check_alias(op, "output", out, 1, 1, (const nd_tensor *[]){input}));
-    ND_TRY(nd_bn_vec_of(op, "weight", &w, weight, dt, g.C));
-    ND_TRY(nd_bn_vec_of(op, "bias", &b, bias, dt, g.C));
-    ND_TRY(nd_bn_vec_of(op, "save_mean", &sm, save_mean, dt, g.C));
-    ND_TRY(nd_bn_vec_of(op, "save_invstd", &si, save_invstd, dt, g.C));
-    ND_TRY(nd_bn_vec_of(op, "running_mean", &rm, running_mean, dt, g.C));
-    ND_TRY(nd_bn_vec_of(op, "running_var", &rv, running_var, dt, g.C));
     nd_tensor x;
     ND_TRY(nd_tensor_contiguous(&x, input));
     if (dt == ND_DTYPE_F32)
@@ -221,16 +175,9 @@ nd_status nd_batchnorm_forward_eval_cpu(nd_tensor *out, const nd_tensor *input, 
     const char *op = "batchnorm";
     nd_bn_geom g;
     nd_bn_vec w, b, rm, rv;
-    ND_TRY(nd_bn_geom_of(op, &g, input, "input"));
+    ND_TRY(nd_bn_check_forward_eval(ND_DEVICE_CPU, op, &g, out, input, weight, bias, running_mean, running_var, &w, &b, &rm,
+                                    &rv));
     nd_dtype dt = input->dtype;
-    if (!running_mean || !running_var)
-        return ND_ERROR(ND_ERR_ARG, "%s: evaluation needs running_mean and running_var", op);
-    ND_TRY(nd_nn_check_out(op, "output", out, dt, input->ndim, input->size, 1));
-    ND_TRY(nd_nn_check_alias(op, "output", out, 1, 1, (const nd_tensor *[]){input}));
-    ND_TRY(nd_bn_vec_of(op, "weight", &w, weight, dt, g.C));
-    ND_TRY(nd_bn_vec_of(op, "bias", &b, bias, dt, g.C));
-    ND_TRY(nd_bn_vec_of(op, "running_mean", &rm, running_mean, dt, g.C));
-    ND_TRY(nd_bn_vec_of(op, "running_var", &rv, running_var, dt, g.C));
     nd_tensor x;
     ND_TRY(nd_tensor_contiguous(&x, input));
     if (dt == ND_DTYPE_F32)
@@ -250,22 +197,9 @@ nd_status nd_batchnorm_backward_cpu(nd_tensor *grad_input, nd_tensor *grad_weigh
     const char *op = "batchnorm backward";
     nd_bn_geom g;
     nd_bn_vec gw, gb, w, mean, inv;
-    ND_TRY(nd_bn_geom_of(op, &g, input, "input"));
+    ND_TRY(nd_bn_check_backward(ND_DEVICE_CPU, op, &g, grad_input, grad_weight, grad_bias, input, grad_output, weight, save_mean,
+                                save_invstd, running_mean, running_var, training, &gw, &gb, &w, &mean, &inv));
     nd_dtype dt = input->dtype;
-    ND_TRY(nd_nn_check_float(op, "grad_output", grad_output, (int)dt));
-    ND_TRY(nd_nn_check_out(op, "grad_output", grad_output, dt, input->ndim, input->size, 0));
-    if (grad_input) ND_TRY(nd_nn_check_out(op, "grad_input", grad_input, dt, input->ndim, input->size, 1));
-    ND_TRY(nd_nn_check_alias(op, "grad_input", grad_input, 1, 2, (const nd_tensor *[]){input, grad_output}));
-    ND_TRY(nd_bn_vec_of(op, "grad_weight", &gw, grad_weight, dt, g.C));
-    ND_TRY(nd_bn_vec_of(op, "grad_bias", &gb, grad_bias, dt, g.C));
-    ND_TRY(nd_bn_vec_of(op, "weight", &w, weight, dt, g.C));
-    const nd_tensor *mt = training ? save_mean : running_mean, *it = training ? save_invstd : running_var;
-    if (!mt || !it)
-        return ND_ERROR(ND_ERR_ARG, "%s: %s", op,
-                        training ? "training mode needs save_mean and save_invstd"
-                                 : "evaluation mode needs running_mean and running_var");
-    ND_TRY(nd_bn_vec_of(op, training ? "save_mean" : "running_mean", &mean, mt, dt, g.C));
-    ND_TRY(nd_bn_vec_of(op, training ? "save_invstd" : "running_var", &inv, it, dt, g.C));
     nd_tensor x, go;
     ND_TRY(nd_tensor_contiguous(&x, input));
     nd_status st = nd_tensor_contiguous(&go, grad_output);

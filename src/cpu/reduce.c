@@ -35,15 +35,7 @@ const char *nd_cumulate_name(nd_cumulate_op op)
 static inline int64_t wadd(int64_t a, int64_t b) { return (int64_t)((uint64_t)a + (uint64_t)b); }
 static inline int64_t wmul(int64_t a, int64_t b) { return (int64_t)((uint64_t)a * (uint64_t)b); }
 
-typedef struct acc {
-    int64_t n;   /* elements seen; 0 = nothing yet */
-    double s;    /* sum, product, sum |x|^p, exp-sum (logsumexp) */
-    double m;    /* extreme value, mean (var), max (logsumexp) */
-    double m2;   /* sum of squared deviations (var) */
-    int64_t is;  /* integer sum / product / extreme; counts */
-    int64_t idx; /* position of the extreme */
-    int nan;     /* a NaN was seen (extremes, logsumexp) */
-} acc;
+typedef nd_reduce_acc acc; /* nd_cpu_math.h, shared with reduce.cu */
 
 typedef struct red {
     nd_reduce_op op;

@@ -280,21 +280,7 @@ __global__ void nd_cn_softmax_bwd_cols(T *gi, const T *go, const T *y, int64_t N
 /* (N, C, S) view of a softmax operand: dim 1 is the class dim (dim 0 for a 1-d tensor). */
 static nd_status nd_cn_softmax_dims(const char *op, const nd_tensor *t, int64_t *N, int64_t *C, int64_t *S)
 {
-    char s[ND_SHAPE_STR_MAX];
-    ND_TRY(nd_cn_check_float(op, "input", t, -1));
-    if (t->ndim < 1 || nd_tensor_numel(t) == 0)
-        return ND_ERROR(ND_ERR_SHAPE, "%s: expected a non-empty (C), (N,C) or (N,C,...) input, got %s", op,
-                        nd_tensor_shape_str(t, s, sizeof s));
-    if (t->ndim == 1) {
-        *N = 1, *C = t->size[0], *S = 1;
-        return ND_OK;
-    }
-    *N = t->size[0];
-    *C = t->size[1];
-    *S = 1;
-    for (int d = 2; d < t->ndim; d++)
-        *S *= t->size[d];
-    return ND_OK;
+    return nd_softmax_check_dims(ND_DEVICE_CUDA, op, t, N, C, S); /* src/cpu/nn_check.c */
 }
 
 static unsigned nd_cn_row_blocks(int64_t N)

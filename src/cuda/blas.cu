@@ -41,18 +41,11 @@ extern "C" int nd_cuda_set_tf32(int on)
 
 /* ---- helpers ---- */
 
-static int same_view(const nd_tensor *x, const nd_tensor *y)
-{
-    if (x->storage != y->storage || x->offset != y->offset || x->ndim != y->ndim) return 0;
-    for (int d = 0; d < x->ndim; d++)
-        if (x->size[d] != y->size[d] || x->stride[d] != y->stride[d]) return 0;
-    return 1;
-}
-
-static int shares_storage(const nd_tensor *x, const nd_tensor *y)
-{
-    return x->storage && x->storage == y->storage;
-}
+/* Shared with blas.c (src/cpu/math_check.c). */
+#define same_view nd_linalg_same_view
+#define shares_storage nd_linalg_shares_storage
+#define load_c nd_linalg_load_c
+#define check_dtypes nd_linalg_check_dtypes
 
 extern "C" nd_status nd_cuda_linalg_prepare_out(const char *op, nd_tensor *out, nd_dtype dt, int ndim,
                                                 const int64_t *size, nd_device dev)
@@ -61,48 +54,11 @@ extern "C" nd_status nd_cuda_linalg_prepare_out(const char *op, nd_tensor *out, 
     nd_device od = nd_tensor_device(out);
     if (od.type != ND_DEVICE_CUDA || od.index != dev.index)
         return ND_ERROR(ND_ERR_DEVICE, "%s: the result tensor is not on cuda:%d with the operands", op, dev.index);
-    if (out->dtype != dt)
-        return ND_ERROR(ND_ERR_DTYPE, "%s: result tensor is %s, operands are %s", op, nd_dtype_name(out->dtype),
-                        nd_dtype_name(dt));
-    int same = out->ndim == ndim;
-    for (int d = 0; same && d < ndim; d++)
-        same = out->size[d] == size[d];
-    if (!same) {
-        char s1[ND_SHAPE_STR_MAX], s2[ND_SHAPE_STR_MAX];
-        nd_tensor want;
-        nd_tensor_init_empty(&want, dt);
-        want.ndim = ndim;
-        memcpy(want.size, size, sizeof(int64_t) * (size_t)ndim);
-        return ND_ERROR(ND_ERR_SHAPE, "%s: result tensor has size %s, expected %s", op, SHAPE(out, s1),
-                        SHAPE(&want, s2));
-    }
-    return ND_OK;
+    return nd_linalg_check_out_shape(op, out, dt, ndim, size);
 }
 
-static nd_status check_dtypes(const char *op, const nd_tensor *a, const nd_tensor *b)
-{
-    if (a->dtype != b->dtype)
-        return ND_ERROR(ND_ERR_DTYPE, "%s: dtype mismatch, %s and %s (convert one with :type())", op,
-                        nd_dtype_name(a->dtype), nd_dtype_name(b->dtype));
-    return ND_OK;
-}
-
-/* How cuBLAS can read the matrix in dims (d, d + 1): trans = 0 row-major (ld = row stride),
- * 1 column-major (ld = column stride); 0 when neither fits. The CPU's rule (blas.c). */
-static int mat_layout(const nd_tensor *t, int d, int *trans, int64_t *ld)
-{
-    int64_t r = t->size[d], c = t->size[d + 1], sr = t->stride[d], sc = t->stride[d + 1];
-    if ((c == 1 || sc == 1) && (r == 1 || sr >= c)) {
-        *trans = 0;
-        *ld = r == 1 ? (c > 1 ? c : 1) : sr;
-    } else if ((r == 1 || sr == 1) && (c == 1 || sc >= r)) {
-        *trans = 1;
-        *ld = c == 1 ? (r > 1 ? r : 1) : sc;
-    } else {
-        return 0;
-    }
-    return *ld < INT_MAX;
-}
+/* How cuBLAS can read the matrix in dims (d, d + 1): the CPU's rule (nd_linalg_mat_layout). */
+#define mat_layout nd_linalg_mat_layout
 
 /* A batched operand (3-d, d = 1) also needs a usable batch stride. */
 static int op_layout(const nd_tensor *t, int d, int *trans, int64_t *ld)
@@ -117,32 +73,6 @@ static nd_status scale(nd_tensor *t, double beta)
     if (beta == 1) return ND_OK;
     if (beta == 0) return nd_fill_cuda(t, 0);
     return nd_unary_cuda(t, t, ND_UNARY_MUL, nd_dtype_is_float(t->dtype) ? beta : (double)(int64_t)beta, 0);
-}
-
-/* Loads the added operand into target: c (expanded to target's shape) or out's contents. */
-static nd_status load_c(const char *op, nd_tensor *target, const nd_tensor *c, const nd_tensor *out)
-{
-    const nd_tensor *src = c ? c : out;
-    if (same_view(src, target)) return ND_OK;
-    nd_tensor v;
-    nd_tensor_view_of(&v, src);
-    if (nd_tensor_expand(&v, target->ndim, target->size) != ND_OK) {
-        char s1[ND_SHAPE_STR_MAX], s2[ND_SHAPE_STR_MAX];
-        nd_tensor_release(&v);
-        return ND_ERROR(ND_ERR_SHAPE, "%s: the added tensor %s does not broadcast to the result %s", op, SHAPE(src, s1),
-                        SHAPE(target, s2));
-    }
-    nd_status st;
-    if (shares_storage(&v, target)) { /* e.g. c = out:t(): read through a copy */
-        nd_tensor tmp;
-        st = nd_tensor_clone(&tmp, &v, v.dtype);
-        if (st == ND_OK) st = nd_tensor_copy(target, &tmp);
-        nd_tensor_release(&tmp);
-    } else {
-        st = nd_tensor_copy(target, &v);
-    }
-    nd_tensor_release(&v);
-    return st;
 }
 
 /* ---- integer kernel ---- */
@@ -308,13 +238,7 @@ extern "C" nd_status nd_gemm_cuda(nd_tensor *out, double beta, const nd_tensor *
                                   const nd_tensor *b)
 {
     const char *op = "addmm";
-    char s1[ND_SHAPE_STR_MAX], s2[ND_SHAPE_STR_MAX];
-    if (a->ndim != 2 || b->ndim != 2)
-        return ND_ERROR(ND_ERR_SHAPE, "%s: expected two matrices, got %s and %s", op, SHAPE(a, s1), SHAPE(b, s2));
-    if (a->size[1] != b->size[0])
-        return ND_ERROR(ND_ERR_SHAPE, "%s: size mismatch, %s and %s (inner dimensions %lld and %lld differ)", op,
-                        SHAPE(a, s1), SHAPE(b, s2), (long long)a->size[1], (long long)b->size[0]);
-    ND_TRY(check_dtypes(op, a, b));
+    ND_TRY(nd_linalg_check_gemm(op, a, b));
     const nd_tensor *ts[4] = {a, b, beta != 0 ? c : NULL, out};
     nd_device dev;
     ND_TRY(nd_cuda_math_enter(op, 4, ts, &dev));
@@ -327,16 +251,7 @@ extern "C" nd_status nd_bgemm_cuda(nd_tensor *out, double beta, const nd_tensor 
                                    const nd_tensor *b)
 {
     const char *op = "baddbmm";
-    char s1[ND_SHAPE_STR_MAX], s2[ND_SHAPE_STR_MAX];
-    if (a->ndim != 3 || b->ndim != 3)
-        return ND_ERROR(ND_ERR_SHAPE, "%s: expected two 3-d batches of matrices, got %s and %s", op, SHAPE(a, s1),
-                        SHAPE(b, s2));
-    if (a->size[0] != b->size[0])
-        return ND_ERROR(ND_ERR_SHAPE, "%s: batch sizes differ, %s and %s", op, SHAPE(a, s1), SHAPE(b, s2));
-    if (a->size[2] != b->size[1])
-        return ND_ERROR(ND_ERR_SHAPE, "%s: size mismatch, %s and %s (inner dimensions %lld and %lld differ)", op,
-                        SHAPE(a, s1), SHAPE(b, s2), (long long)a->size[2], (long long)b->size[1]);
-    ND_TRY(check_dtypes(op, a, b));
+    ND_TRY(nd_linalg_check_bgemm(op, a, b));
     const nd_tensor *ts[4] = {a, b, beta != 0 ? c : NULL, out};
     nd_device dev;
     ND_TRY(nd_cuda_math_enter(op, 4, ts, &dev));
@@ -370,13 +285,7 @@ extern "C" nd_status nd_gemv_cuda(nd_tensor *out, double beta, const nd_tensor *
 {
     const char *op = "addmv";
     char s1[ND_SHAPE_STR_MAX], s2[ND_SHAPE_STR_MAX];
-    if (a->ndim != 2 || x->ndim != 1)
-        return ND_ERROR(ND_ERR_SHAPE, "%s: expected a matrix and a vector, got %s and %s", op, SHAPE(a, s1),
-                        SHAPE(x, s2));
-    if (a->size[1] != x->size[0])
-        return ND_ERROR(ND_ERR_SHAPE, "%s: size mismatch, %s and %s (matrix columns %lld, vector length %lld)", op,
-                        SHAPE(a, s1), SHAPE(x, s2), (long long)a->size[1], (long long)x->size[0]);
-    ND_TRY(check_dtypes(op, a, x));
+    ND_TRY(nd_linalg_check_gemv(op, a, x));
     const nd_tensor *ts[4] = {a, x, beta != 0 ? c : NULL, out};
     nd_device dev;
     ND_TRY(nd_cuda_math_enter(op, 4, ts, &dev));
@@ -406,10 +315,7 @@ extern "C" nd_status nd_ger_cuda(nd_tensor *out, double beta, const nd_tensor *c
                                  const nd_tensor *y)
 {
     const char *op = "addr";
-    char s1[ND_SHAPE_STR_MAX], s2[ND_SHAPE_STR_MAX];
-    if (x->ndim != 1 || y->ndim != 1)
-        return ND_ERROR(ND_ERR_SHAPE, "%s: expected two vectors, got %s and %s", op, SHAPE(x, s1), SHAPE(y, s2));
-    ND_TRY(check_dtypes(op, x, y));
+    ND_TRY(nd_linalg_check_ger(op, x, y));
     const nd_tensor *ts[4] = {x, y, beta != 0 ? c : NULL, out};
     nd_device dev;
     ND_TRY(nd_cuda_math_enter(op, 4, ts, &dev));
@@ -421,13 +327,9 @@ extern "C" nd_status nd_ger_cuda(nd_tensor *out, double beta, const nd_tensor *c
 
 extern "C" nd_status nd_dot_cuda(const nd_tensor *a, const nd_tensor *b, double *result)
 {
-    char s1[ND_SHAPE_STR_MAX], s2[ND_SHAPE_STR_MAX];
     int64_t n = nd_tensor_numel(a);
     *result = 0;
-    if (n != nd_tensor_numel(b))
-        return ND_ERROR(ND_ERR_SHAPE, "dot: size mismatch, %s and %s (%lld and %lld elements)", SHAPE(a, s1),
-                        SHAPE(b, s2), (long long)n, (long long)nd_tensor_numel(b));
-    ND_TRY(check_dtypes("dot", a, b));
+    ND_TRY(nd_linalg_check_dot(a, b));
     const nd_tensor *ts[2] = {a, b};
     nd_device dev;
     ND_TRY(nd_cuda_math_enter("dot", 2, ts, &dev));
@@ -470,9 +372,11 @@ extern "C" nd_status nd_dot_cuda(const nd_tensor *a, const nd_tensor *b, double 
                             (const double *)nd_tensor_data(pb), (int)incb, result);
         }
         if (st == ND_OK) cublasSetPointerMode(h, old_ptr);
-        if (st == ND_OK && cs != CUBLAS_STATUS_SUCCESS)
+        if (st == ND_OK && cs != CUBLAS_STATUS_SUCCESS) {
+            char s1[ND_SHAPE_STR_MAX], s2[ND_SHAPE_STR_MAX];
             st = ND_ERROR(ND_ERR_DEVICE, "dot: cuBLAS failed for %s and %s: %s", SHAPE(a, s1), SHAPE(b, s2),
                           cublasGetStatusString(cs));
+        }
     } else if (st == ND_OK) {             /* integers (and huge float vectors): products, then an exact sum */
         nd_tensor a1 = ac, b1 = bc, prod; /* borrowed n-element views */
         a1.ndim = b1.ndim = 1;

@@ -16,12 +16,7 @@
 #define ND_CD_T 256
 #define ND_CD_RED 1024 /* threads of the single-block reductions */
 
-typedef struct nd_cd_dims {
-    int64_t N, C, HW, B, c, cb; /* c = floor(C/B)*B whitened channels, cb = c/B */
-    int64_t ss;                 /* column (and leftover entry) step: s^2 when sampling, else 1 */
-    int64_t ncol, ns;           /* columns, sampled columns */
-    int64_t ns2;                /* sampled leftover entries (0 when c == C) */
-} nd_cd_dims;
+/* nd_cd_dims: nd_cpu_deconv.h, filled by nd_cd_check_dims (src/cpu/deconv_check.c). */
 
 /* Xt <- x (back == 0; one thread per Xt entry) or y <- Yt (back != 0; one per y entry of the
  * first c channels); x / y contiguous (N, C, HW). */
@@ -170,28 +165,7 @@ __global__ void nd_cd_left_back_k(T *gx, const T *gy, const T *x, const double *
 
 static nd_status nd_cd_dims_of(const char *op, nd_cd_dims *d, const nd_tensor *x, int64_t B, int64_t s)
 {
-    char sh[ND_SHAPE_STR_MAX];
-    ND_TRY(nd_dc_check_float_(op, "input", x, -1));
-    if (x->ndim != 2 && x->ndim != 4)
-        return ND_ERROR(ND_ERR_SHAPE, "%s: expected a 2-d (N,C) or 4-d (N,C,H,W) input, got %s", op,
-                        nd_tensor_shape_str(x, sh, sizeof sh));
-    d->N = x->size[0];
-    d->C = x->size[1];
-    const int64_t H = x->ndim == 4 ? x->size[2] : 1, W = x->ndim == 4 ? x->size[3] : 1;
-    d->HW = H * W;
-    if (B < 1 || B > d->C || s < 1)
-        return ND_ERROR(ND_ERR_ARG, "%s: block %lld must be in 1..C and sampling stride %lld >= 1 (input %s)", op,
-                        (long long)B, (long long)s, nd_tensor_shape_str(x, sh, sizeof sh));
-    d->B = B;
-    d->cb = d->C / B;
-    d->c = d->cb * B;
-    d->ss = (s > 1 && H >= s && W >= s) ? s * s : 1;
-    d->ncol = d->cb * d->N * d->HW;
-    d->ns = (d->ncol + d->ss - 1) / d->ss;
-    const int64_t L = (d->C - d->c) * d->HW;
-    d->ns2 = d->N * ((L + d->ss - 1) / d->ss);
-    if (d->ncol < 1) return ND_ERROR(ND_ERR_SHAPE, "%s: empty input %s", op, nd_tensor_shape_str(x, sh, sizeof sh));
-    return ND_OK;
+    return nd_cd_check_dims(ND_DEVICE_CUDA, op, d, x, B, s);
 }
 
 /* Launch helpers: the kernel for T with the grid-stride shape of n elements. */

@@ -16,10 +16,7 @@
 #define ND_CN_CONV_WS_MAX ((size_t)2 << 30) /* largest cuDNN workspace we accept */
 #define ND_CN_COLS_MAX ((int64_t)256 << 20) /* column buffer budget of the reference */
 
-typedef struct nd_cn_conv {
-    int64_t N, C, H, W, Cout, OH, OW;
-    int64_t kh, kw, sh, sw, ph, pw, dh, dw, groups;
-} nd_cn_conv;
+typedef nd_conv_geom nd_cn_conv; /* nd_cpu_nn.h, filled by the shared checks (nn_check.c) */
 
 /* ---- settings ---- */
 
@@ -46,126 +43,7 @@ extern "C" void nd_conv_cuda_config(int tf32, int find, int *old_tf32, int *old_
     if (find >= 0) nd_cn_find = find != 0;
 }
 
-/* ---- validation (conv.c's rules and messages) ---- */
-
-static nd_status nd_cn_conv_image(const char *op, nd_cn_conv *g, const nd_tensor *image, const char *what,
-                                  const nd_conv2d_params *p)
-{
-    char s[ND_SHAPE_STR_MAX];
-    if (p->kh < 1 || p->kw < 1 || p->sh < 1 || p->sw < 1 || p->ph < 0 || p->pw < 0 || p->dh < 1 || p->dw < 1 ||
-        p->groups < 1)
-        return ND_ERROR(ND_ERR_ARG,
-                        "%s: invalid parameters: kernel %lldx%lld, stride %lldx%lld, padding %lldx%lld, "
-                        "dilation %lldx%lld, groups %lld (kernel, stride, dilation, groups >= 1; padding >= 0)",
-                        op, (long long)p->kh, (long long)p->kw, (long long)p->sh, (long long)p->sw, (long long)p->ph,
-                        (long long)p->pw, (long long)p->dh, (long long)p->dw, (long long)p->groups);
-    ND_TRY(nd_cn_check_float(op, what, image, -1));
-    if (image->ndim != 3 && image->ndim != 4)
-        return ND_ERROR(ND_ERR_SHAPE, "%s: expected a 3-d (C,H,W) or 4-d (N,C,H,W) %s, got %d-d (%s %s)", op, what,
-                        image->ndim, what, nd_tensor_shape_str(image, s, sizeof s));
-    int b = image->ndim == 4;
-    g->N = b ? image->size[0] : 1;
-    g->C = image->size[b];
-    g->H = image->size[b + 1];
-    g->W = image->size[b + 2];
-    g->kh = p->kh, g->kw = p->kw, g->sh = p->sh, g->sw = p->sw, g->ph = p->ph, g->pw = p->pw;
-    g->dh = p->dh, g->dw = p->dw, g->groups = p->groups;
-    g->OH = nd_conv_out_size(g->H, p->kh, p->sh, p->ph, p->dh);
-    g->OW = nd_conv_out_size(g->W, p->kw, p->sw, p->pw, p->dw);
-    if (g->OH < 1 || g->OW < 1)
-        return ND_ERROR(ND_ERR_SHAPE,
-                        "%s: %s %s is too small for kernel %lldx%lld (dilation %lldx%lld, padding %lldx%lld): "
-                        "the output would be %lldx%lld",
-                        op, what, nd_tensor_shape_str(image, s, sizeof s), (long long)p->kh, (long long)p->kw,
-                        (long long)p->dh, (long long)p->dw, (long long)p->ph, (long long)p->pw, (long long)g->OH,
-                        (long long)g->OW);
-    return ND_OK;
-}
-
-static nd_status nd_cn_conv_weight(const char *op, nd_cn_conv *g, const nd_tensor *weight, const char *what,
-                                   const nd_tensor *image, const char *image_what)
-{
-    char s[ND_SHAPE_STR_MAX], s2[ND_SHAPE_STR_MAX];
-    ND_TRY(nd_cn_check_float(op, what, weight, (int)image->dtype));
-    int64_t KK = g->kh * g->kw, Cg;
-    if (weight->ndim == 4) {
-        if (weight->size[2] != g->kh || weight->size[3] != g->kw)
-            return ND_ERROR(ND_ERR_SHAPE, "%s: %s %s does not match the kernel size %lldx%lld", op, what,
-                            nd_tensor_shape_str(weight, s, sizeof s), (long long)g->kh, (long long)g->kw);
-        Cg = weight->size[1];
-    } else if (weight->ndim == 2 && weight->size[1] % KK == 0) {
-        Cg = weight->size[1] / KK;
-    } else {
-        return ND_ERROR(ND_ERR_SHAPE, "%s: expected a %s of shape (Cout, Cin/groups, %lld, %lld), got %s", op, what,
-                        (long long)g->kh, (long long)g->kw, nd_tensor_shape_str(weight, s, sizeof s));
-    }
-    g->Cout = weight->size[0];
-    if (g->Cout % g->groups != 0)
-        return ND_ERROR(ND_ERR_SHAPE, "%s: %lld output planes cannot be split into %lld groups (%s %s)", op,
-                        (long long)g->Cout, (long long)g->groups, what, nd_tensor_shape_str(weight, s, sizeof s));
-    if (Cg * g->groups != g->C)
-        return ND_ERROR(ND_ERR_SHAPE, "%s: expected %s of %lld planes, got %lld (%s %s, %s %s, groups %lld)", op,
-                        image_what, (long long)(Cg * g->groups), (long long)g->C, image_what,
-                        nd_tensor_shape_str(image, s, sizeof s), what, nd_tensor_shape_str(weight, s2, sizeof s2),
-                        (long long)g->groups);
-    return ND_OK;
-}
-
-static int nd_cn_conv_out_shape(const nd_cn_conv *g, int ndim, int64_t *size)
-{
-    int b = ndim == 4;
-    if (b) size[0] = g->N;
-    size[b] = g->Cout;
-    size[b + 1] = g->OH;
-    size[b + 2] = g->OW;
-    return ndim;
-}
-
-/* Forward checks (contiguous: out must be); bst gets the bias stride. */
-static nd_status nd_cn_conv_check_forward(const char *op, nd_cn_conv *g, const nd_tensor *out, const nd_tensor *input,
-                                          const nd_tensor *weight, const nd_tensor *bias, const nd_conv2d_params *p,
-                                          int contiguous, int64_t *bst)
-{
-    ND_TRY(nd_cn_conv_image(op, g, input, "input", p));
-    ND_TRY(nd_cn_conv_weight(op, g, weight, "weight", input, "input"));
-    int64_t size[4];
-    int nd = nd_cn_conv_out_shape(g, input->ndim, size);
-    ND_TRY(nd_cn_check_out(op, "output", out, input->dtype, nd, size, contiguous));
-    ND_TRY(nd_cn_check_alias(op, "output", out, 0, input, weight, bias));
-    *bst = 0;
-    if (bias) ND_TRY(nd_cn_check_vec(op, "bias", bias, input->dtype, g->Cout, bst));
-    return ND_OK;
-}
-
-/* Backward checks shared by every backward entry point (image: input, or grad_input without
- * one; weight or grad_weight gives the kernel shape). contiguous: gradients must be. */
-static nd_status nd_cn_conv_check_backward(const char *op, nd_cn_conv *g, const nd_tensor *grad_input,
-                                           const nd_tensor *grad_weight, const nd_tensor *grad_bias,
-                                           const nd_tensor *input, const nd_tensor *grad_output,
-                                           const nd_tensor *weight, const nd_conv2d_params *p, int contiguous,
-                                           int64_t *gbst)
-{
-    const nd_tensor *image = input ? input : grad_input;
-    const char *image_what = input ? "input" : "grad_input";
-    ND_TRY(nd_cn_conv_image(op, g, image, image_what, p));
-    const nd_tensor *wshape = weight ? weight : grad_weight;
-    ND_TRY(nd_cn_conv_weight(op, g, wshape, weight ? "weight" : "grad_weight", image, image_what));
-    int64_t size[4];
-    int nd = nd_cn_conv_out_shape(g, image->ndim, size);
-    ND_TRY(nd_cn_check_float(op, "grad_output", grad_output, (int)image->dtype));
-    ND_TRY(nd_cn_check_out(op, "grad_output", grad_output, image->dtype, nd, size, 0));
-    if (grad_input)
-        ND_TRY(nd_cn_check_out(op, "grad_input", grad_input, image->dtype, image->ndim, image->size, contiguous));
-    if (grad_weight)
-        ND_TRY(nd_cn_check_out(op, "grad_weight", grad_weight, image->dtype, wshape->ndim, wshape->size, contiguous));
-    if (weight && grad_weight && nd_tensor_numel(weight) != nd_tensor_numel(grad_weight))
-        return ND_ERROR(ND_ERR_SHAPE, "%s: grad_weight and weight differ in size", op);
-    *gbst = 0;
-    if (grad_bias) ND_TRY(nd_cn_check_vec(op, "grad_bias", grad_bias, image->dtype, g->Cout, gbst));
-    ND_TRY(nd_cn_check_alias(op, "grad_input", grad_input, 0, input, grad_output, weight, grad_weight, grad_bias));
-    ND_TRY(nd_cn_check_alias(op, "grad_weight", grad_weight, 0, input, grad_output, weight, grad_bias));
-    return nd_cn_check_alias(op, "grad_bias", grad_bias, 0, input, grad_output, weight, grad_weight);
-}
+/* ---- validation: nd_conv_check_* (src/cpu/nn_check.c, shared with conv.c) ---- */
 
 /* ---- bias kernels ---- */
 
@@ -403,7 +281,7 @@ extern "C" nd_status nd_conv2d_forward_cuda(nd_tensor *out, const nd_tensor *inp
     const char *op = "conv2d";
     nd_cn_conv g;
     int64_t bst = 0;
-    ND_TRY(nd_cn_conv_check_forward(op, &g, out, input, weight, bias, p, 1, &bst));
+    ND_TRY(nd_conv_check_forward(ND_DEVICE_CUDA, op, &g, out, input, weight, bias, p, 1, &bst));
     nd_cn_plan *pl;
     void *ws;
     cudnnHandle_t h;
@@ -440,8 +318,8 @@ static nd_status nd_cn_conv_backward(const char *op, nd_tensor *grad_input, nd_t
 {
     nd_cn_conv g;
     int64_t gbst = 0;
-    ND_TRY(
-        nd_cn_conv_check_backward(op, &g, grad_input, grad_weight, grad_bias, input, grad_output, weight, p, 1, &gbst));
+    ND_TRY(nd_conv_check_backward(ND_DEVICE_CUDA, op, &g, grad_input, grad_weight, grad_bias, input, grad_output,
+                                  weight, p, 1, &gbst));
     const nd_dtype dt = grad_output->dtype;
     cudnnHandle_t h;
     nd_cn_plan *pl;
@@ -655,7 +533,7 @@ extern "C" nd_status nd_conv2d_forward_ref_cuda(nd_tensor *out, const nd_tensor 
     const char *op = "conv2d";
     nd_cn_conv g;
     int64_t bst = 0;
-    ND_TRY(nd_cn_conv_check_forward(op, &g, out, input, weight, bias, p, 0, &bst));
+    ND_TRY(nd_conv_check_forward(ND_DEVICE_CUDA, op, &g, out, input, weight, bias, p, 0, &bst));
     nd_tensor x, w, o;
     ND_TRY(nd_cn_contiguous(&x, input));
     nd_status st = nd_cn_contiguous(&w, weight);
@@ -688,8 +566,8 @@ extern "C" nd_status nd_conv2d_backward_ref_cuda(nd_tensor *grad_input, nd_tenso
     if (!input || !weight) return ND_ERROR(ND_ERR_ARG, "%s: input and weight are required", op);
     nd_cn_conv g;
     int64_t gbst = 0;
-    ND_TRY(
-        nd_cn_conv_check_backward(op, &g, grad_input, grad_weight, grad_bias, input, grad_output, weight, p, 0, &gbst));
+    ND_TRY(nd_conv_check_backward(ND_DEVICE_CUDA, op, &g, grad_input, grad_weight, grad_bias, input, grad_output,
+                                  weight, p, 0, &gbst));
     nd_tensor x, w, go, gi, gw;
     nd_tensor_init_empty(&gi, input->dtype);
     nd_tensor_init_empty(&gw, input->dtype);
@@ -719,12 +597,8 @@ extern "C" nd_status nd_im2col_cuda(nd_tensor *cols, const nd_tensor *input, con
 {
     const char *op = "im2col";
     nd_cn_conv g;
-    nd_conv2d_params q = *p;
-    q.groups = 1;
-    ND_TRY(nd_cn_conv_image(op, &g, input, "input", &q));
-    int64_t size[2] = {g.C * g.kh * g.kw, g.N * g.OH * g.OW};
-    ND_TRY(nd_cn_check_out(op, "cols", cols, input->dtype, 2, size, 1));
-    ND_TRY(nd_cn_check_alias(op, "cols", cols, 0, input));
+    int64_t size[2];
+    ND_TRY(nd_conv_check_im2col(ND_DEVICE_CUDA, op, &g, cols, input, p, size));
     nd_tensor x;
     ND_TRY(nd_cn_contiguous(&x, input));
     ND_CN_DISPATCH(x.dtype, nd_cn_im2col<T><<<nd_cuda_blocks(size[0] * size[1]), 256, 0, nd_cuda_stream()>>>(
@@ -738,14 +612,8 @@ extern "C" nd_status nd_col2im_cuda(nd_tensor *image, const nd_tensor *cols, con
 {
     const char *op = "col2im";
     nd_cn_conv g;
-    nd_conv2d_params q = *p;
-    q.groups = 1;
-    ND_TRY(nd_cn_conv_image(op, &g, image, "image", &q));
-    ND_TRY(nd_cn_check_out(op, "image", image, image->dtype, image->ndim, image->size, 1));
-    int64_t size[2] = {g.C * g.kh * g.kw, g.N * g.OH * g.OW};
-    ND_TRY(nd_cn_check_float(op, "cols", cols, (int)image->dtype));
-    ND_TRY(nd_cn_check_out(op, "cols", cols, image->dtype, 2, size, 0));
-    ND_TRY(nd_cn_check_alias(op, "image", image, 0, cols));
+    int64_t size[2];
+    ND_TRY(nd_conv_check_col2im(ND_DEVICE_CUDA, op, &g, image, cols, p, size));
     nd_tensor c;
     ND_TRY(nd_cn_contiguous(&c, cols));
     ND_CN_DISPATCH(c.dtype, nd_cn_col2im<T><<<nd_cuda_blocks(g.N * g.C * g.H * g.W), 256, 0, nd_cuda_stream()>>>(

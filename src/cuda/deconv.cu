@@ -28,40 +28,16 @@ typedef struct nd_dc_dims {
     int64_t sn, sc, sh, sw; /* element strides of x / Gx */
 } nd_dc_dims;
 
+/* The shared checks (src/cpu/deconv_check.c), plus the strides and derived sizes. */
 static nd_status nd_dc_dims_of(const char *op, nd_dc_dims *d, const nd_tensor *x, const char *what,
                                const nd_deconv_geom *g)
 {
-    char s[ND_SHAPE_STR_MAX];
-    ND_TRY(nd_dc_check_float_(op, what, x, -1));
-    if (x->ndim != 4)
-        return ND_ERROR(ND_ERR_SHAPE, "%s: expected a 4-d (N,C,H,W) %s, got %s", op, what,
-                        nd_tensor_shape_str(x, s, sizeof s));
-    if (g->k < 1 || g->s < 1 || g->dil < 1 || g->pad < 0 || g->block < 1 || g->groups < 1)
-        return ND_ERROR(ND_ERR_ARG,
-                        "%s: invalid parameters: kernel %lld, padding %lld, dilation %lld, sampling stride %lld, "
-                        "block %lld, groups %lld",
-                        op, (long long)g->k, (long long)g->pad, (long long)g->dil, (long long)g->s, (long long)g->block,
-                        (long long)g->groups);
-    d->N = x->size[0], d->C = x->size[1], d->H = x->size[2], d->W = x->size[3];
+    nd_deconv_dims c;
+    ND_TRY(nd_deconv_check_dims(ND_DEVICE_CUDA, op, &c, x, what, g));
+    d->N = c.N, d->C = c.C, d->H = c.H, d->W = c.W;
+    d->k = c.k, d->pad = c.pad, d->dil = c.dil, d->s = c.s;
+    d->Gs = c.Gs, d->Lh = c.Lh, d->Lw = c.Lw, d->R0 = c.R0;
     d->sn = x->stride[0], d->sc = x->stride[1], d->sh = x->stride[2], d->sw = x->stride[3];
-    d->k = g->k, d->pad = g->pad, d->dil = g->dil, d->s = g->s;
-    if (d->C % g->block != 0 || (g->groups > 1 && g->block * g->groups != d->C))
-        return ND_ERROR(ND_ERR_SHAPE, "%s: block %lld and groups %lld do not fit %lld input planes (%s %s)", op,
-                        (long long)g->block, (long long)g->groups, (long long)d->C, what,
-                        nd_tensor_shape_str(x, s, sizeof s));
-    d->Gs = g->groups == 1 ? d->C / g->block : 1;
-    d->R0 = nd_deconv_sample_rows(d->N, d->H, d->W, g);
-    if (d->R0 < 0)
-        return ND_ERROR(ND_ERR_SHAPE, "%s: %s %s is smaller than the kernel %lld (padding %lld, dilation %lld)", op,
-                        what, nd_tensor_shape_str(x, s, sizeof s), (long long)g->k, (long long)g->pad,
-                        (long long)g->dil);
-    if (d->R0 == 0)
-        return ND_ERROR(ND_ERR_SHAPE, "%s: %s %s gives no sampled rows", op, what, nd_tensor_shape_str(x, s, sizeof s));
-    d->Lh = d->Lw = 1;
-    if (g->k > 1) {
-        d->Lh = (d->H + 2 * g->pad - g->dil * (g->k - 1) - 1) / g->s + 1;
-        d->Lw = (d->W + 2 * g->pad - g->dil * (g->k - 1) - 1) / g->s + 1;
-    }
     d->K = d->C * d->k * d->k;
     d->Fs = d->K / d->Gs;
     return ND_OK;
@@ -423,28 +399,9 @@ template <typename T> __global__ void nd_dc_gmu_k(T *Gmu, const double *u, const
 static nd_status nd_dc_fold_check(const char *op, nd_dc_fold *f, const nd_tensor *W, const nd_tensor *D,
                                   const nd_tensor *mu, int64_t groups, nd_deconv_layout layout)
 {
-    char s1[ND_SHAPE_STR_MAX], s2[ND_SHAPE_STR_MAX], s3[ND_SHAPE_STR_MAX];
-    ND_TRY(nd_dc_check_float_(op, "W", W, -1));
-    ND_TRY(nd_dc_check_float_(op, "D", D, (int)W->dtype));
-    ND_TRY(nd_dc_check_float_(op, "mu", mu, (int)W->dtype));
-    if (layout != ND_DECONV_STRIDED && layout != ND_DECONV_CONTIGUOUS)
-        return ND_ERROR(ND_ERR_ARG, "%s: unknown block layout %d", op, (int)layout);
-    f->ng = groups;
-    f->Cout = W->size[0];
-    f->K = f->Cout > 0 ? nd_tensor_numel(W) / f->Cout : 0;
-    f->F = D->size[D->ndim - 1];
-    int ok = groups >= 1 && f->Cout > 0 && f->F > 0 && D->ndim == (groups == 1 ? 2 : 3) &&
-             D->size[D->ndim - 2] == f->F && (groups == 1 || D->size[0] == groups) && mu->ndim == 1 &&
-             mu->size[0] == groups * f->F && f->K % f->F == 0;
-    if (ok && groups > 1) ok = f->K == f->F && f->Cout % groups == 0;
-    if (!ok)
-        return ND_ERROR(ND_ERR_SHAPE,
-                        "%s: shapes do not fit: W %s, D %s, mu %s, groups %lld (expected D (F,F) or (groups,F,F), "
-                        "mu (groups*F), W (Cout, ...) with a multiple of F features per output, exactly F when "
-                        "groups > 1)",
-                        op, nd_tensor_shape_str(W, s1, sizeof s1), nd_tensor_shape_str(D, s2, sizeof s2),
-                        nd_tensor_shape_str(mu, s3, sizeof s3), (long long)groups);
-    f->G = f->K / f->F;
+    nd_fold_dims c; /* the shared checks (src/cpu/deconv_check.c) */
+    ND_TRY(nd_deconv_check_fold(ND_DEVICE_CUDA, op, &c, W, D, mu, groups, layout));
+    f->Cout = c.Cout, f->K = c.K, f->F = c.F, f->G = c.G, f->ng = c.ng;
     f->strided = layout == ND_DECONV_STRIDED && f->G > 1;
     const nd_tensor *ts[3] = {W, D, mu};
     return nd_cuda_check_device(op, 3, ts);

@@ -17,18 +17,7 @@ extern "C" void nd_dc_free_(void *p, int64_t nbytes)
 
 extern "C" nd_status nd_dc_check_float_(const char *op, const char *what, const nd_tensor *t, int dtype)
 {
-    char s[ND_SHAPE_STR_MAX];
-    if (!t || !t->storage || t->ndim == 0) return ND_ERROR(ND_ERR_ARG, "%s: %s is missing or empty", op, what);
-    if (nd_tensor_device(t).type != ND_DEVICE_CUDA)
-        return ND_ERROR(ND_ERR_DEVICE, "%s: %s must be a CUDA tensor, got a CPU tensor (%s)", op, what,
-                        nd_tensor_shape_str(t, s, sizeof s));
-    if (!nd_dtype_is_float(t->dtype))
-        return ND_ERROR(ND_ERR_DTYPE, "%s: %s must be float32 or float64, got %s (%s)", op, what,
-                        nd_dtype_name(t->dtype), nd_tensor_shape_str(t, s, sizeof s));
-    if (dtype >= 0 && (int)t->dtype != dtype)
-        return ND_ERROR(ND_ERR_DTYPE, "%s: %s is %s but the other operands are %s (%s)", op, what,
-                        nd_dtype_name(t->dtype), nd_dtype_name((nd_dtype)dtype), nd_tensor_shape_str(t, s, sizeof s));
-    return ND_OK;
+    return nd_deconv_check_float_on(ND_DEVICE_CUDA, op, what, t, dtype);
 }
 
 extern "C" nd_status nd_dc_prepare_out_(const char *op, const char *what, nd_tensor *out, nd_dtype dt, int ndim,

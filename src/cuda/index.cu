@@ -91,24 +91,10 @@ static uint64_t value_bits(nd_dtype dt, double value)
     return bits;
 }
 
-static nd_status check_dim(const char *op, const nd_tensor *x, int dim)
-{
-    if (x->ndim == 0) return ND_ERROR(ND_ERR_SHAPE, "%s: the tensor is empty", op);
-    if (dim < 0 || dim >= x->ndim) {
-        char s[ND_SHAPE_STR_MAX];
-        return ND_ERROR(ND_ERR_INDEX, "%s: dimension %d out of range for a %d-d tensor (%s)", op, dim + 1, x->ndim,
-                        SHAPE(x, s));
-    }
-    return ND_OK;
-}
-
-static nd_status check_same_dtype(const char *op, const nd_tensor *x, const nd_tensor *src)
-{
-    if (x->dtype != src->dtype)
-        return ND_ERROR(ND_ERR_DTYPE, "%s: dtype mismatch, %s and %s (convert one with :type())", op,
-                        nd_dtype_name(x->dtype), nd_dtype_name(src->dtype));
-    return ND_OK;
-}
+/* Shared with index.c (src/cpu/math_check.c); devices are checked with nd_cuda_math_enter. */
+#define check_dim(op, x, dim) nd_index_check_dim(ND_DEVICE_CUDA, op, x, dim)
+#define check_same_dtype(op, x, src) nd_index_check_same_dtype(ND_DEVICE_CUDA, op, x, src)
+#define check_slices nd_index_check_slices
 
 static nd_status check_index_vector(const char *op, const nd_tensor *idx)
 {
@@ -119,18 +105,6 @@ static nd_status check_index_vector(const char *op, const nd_tensor *idx)
     return ND_OK;
 }
 
-static nd_status check_slices(const char *op, const nd_tensor *x, int dim, int64_t n, const nd_tensor *src)
-{
-    int ok = src->ndim == x->ndim && src->size[dim] == n;
-    for (int d = 0; ok && d < x->ndim; d++)
-        ok = d == dim || src->size[d] == x->size[d];
-    if (!ok) {
-        char s1[ND_SHAPE_STR_MAX], s2[ND_SHAPE_STR_MAX];
-        return ND_ERROR(ND_ERR_SHAPE, "%s: source %s does not fit tensor %s with %lld indices along dimension %d", op,
-                        SHAPE(src, s1), SHAPE(x, s2), (long long)n, dim + 1);
-    }
-    return ND_OK;
-}
 
 /* The operands of one indexed op: strides over S (ndim dims), bases. */
 typedef struct ix_plan {
@@ -285,30 +259,10 @@ extern "C" nd_status nd_index_fill_cuda(nd_tensor *x, int dim, const nd_tensor *
 
 /* ---- gather / scatter ---- */
 
-/* The CPU's gs_check: idx int64 with x's ndim, idx.size(d) <= x.size(d) for d != dim and
- * <= other.size(d) for all d. */
+/* The CPU's gs_check (src/cpu/math_check.c). */
 static nd_status gs_check(const char *op, const nd_tensor *x, int dim, const nd_tensor *idx, const nd_tensor *other)
 {
-    char s1[ND_SHAPE_STR_MAX], s2[ND_SHAPE_STR_MAX];
-    ND_TRY(check_dim(op, x, dim));
-    if (idx->dtype != ND_DTYPE_I64)
-        return ND_ERROR(ND_ERR_DTYPE, "%s: indices must be int64, got %s", op, nd_dtype_name(idx->dtype));
-    if (idx->ndim != x->ndim)
-        return ND_ERROR(ND_ERR_SHAPE, "%s: index %s and tensor %s differ in their number of dimensions", op,
-                        SHAPE(idx, s1), SHAPE(x, s2));
-    for (int d = 0; d < x->ndim; d++)
-        if (d != dim && idx->size[d] > x->size[d])
-            return ND_ERROR(ND_ERR_SHAPE, "%s: index %s larger than tensor %s in dimension %d", op, SHAPE(idx, s1),
-                            SHAPE(x, s2), d + 1);
-    if (other) {
-        ND_TRY(check_same_dtype(op, x, other));
-        int ok = other->ndim == idx->ndim;
-        for (int d = 0; ok && d < idx->ndim; d++)
-            ok = idx->size[d] <= other->size[d];
-        if (!ok)
-            return ND_ERROR(ND_ERR_SHAPE, "%s: index %s larger than source %s", op, SHAPE(idx, s1), SHAPE(other, s2));
-    }
-    return ND_OK;
+    return nd_index_check_gather(ND_DEVICE_CUDA, op, x, dim, idx, other);
 }
 
 extern "C" nd_status nd_gather_cuda(nd_tensor *out, const nd_tensor *x, int dim, const nd_tensor *idx)

@@ -289,11 +289,7 @@ __global__ void nd_cn_loss_grad(T *gi, const T *x, const T *y, const T *w, nd_cn
 static nd_status nd_cn_loss_align(const char *op, const char *what, nd_tensor *out, const nd_tensor *t,
                                   const nd_tensor *like)
 {
-    char a[ND_SHAPE_STR_MAX], b[ND_SHAPE_STR_MAX];
-    ND_TRY(nd_cn_check_float(op, what, t, (int)like->dtype));
-    if (nd_tensor_numel(t) != nd_tensor_numel(like))
-        return ND_ERROR(ND_ERR_SHAPE, "%s: %s %s and input %s differ in element count", op, what,
-                        nd_tensor_shape_str(t, a, sizeof a), nd_tensor_shape_str(like, b, sizeof b));
+    ND_TRY(nd_loss_check_like(ND_DEVICE_CUDA, op, what, t, like));
     if (nd_tensor_same_shape(t, like)) {
         nd_tensor_view_of(out, t);
         return ND_OK;

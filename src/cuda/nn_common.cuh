@@ -9,66 +9,20 @@
 
 /* ---- argument checks (same messages as the CPU ones) ---- */
 
-/* t is a float tensor on the GPU, of dtype dt (dt < 0: float32 or float64). */
+/* nd_cpu_nn.h's checks (same messages) with the tensors on the GPU. */
 static inline nd_status nd_cn_check_float(const char *op, const char *what, const nd_tensor *t, int dt)
 {
-    if (nd_tensor_device(t).type != ND_DEVICE_CUDA)
-        return ND_ERROR(ND_ERR_DEVICE, "%s: %s is not a CUDA tensor", op, what);
-    if (!nd_dtype_is_float(t->dtype))
-        return ND_ERROR(ND_ERR_DTYPE, "%s: %s must be float32 or float64, got %s", op, what, nd_dtype_name(t->dtype));
-    if (dt >= 0 && (int)t->dtype != dt)
-        return ND_ERROR(ND_ERR_DTYPE, "%s: %s is %s but the input is %s", op, what, nd_dtype_name(t->dtype),
-                        nd_dtype_name((nd_dtype)dt));
-    return ND_OK;
+    return nd_nn_check_float_on(ND_DEVICE_CUDA, op, what, t, dt);
 }
-
-/* An output: on the GPU, dtype dt, exactly the given shape and (when contig) contiguous. */
 static inline nd_status nd_cn_check_out(const char *op, const char *what, const nd_tensor *t, nd_dtype dt, int ndim,
                                         const int64_t *size, int contig)
 {
-    char a[ND_SHAPE_STR_MAX], b[ND_SHAPE_STR_MAX];
-    if (nd_tensor_device(t).type != ND_DEVICE_CUDA)
-        return ND_ERROR(ND_ERR_DEVICE, "%s: %s is not a CUDA tensor", op, what);
-    if (t->dtype != dt)
-        return ND_ERROR(ND_ERR_DTYPE, "%s: %s is %s, expected %s", op, what, nd_dtype_name(t->dtype),
-                        nd_dtype_name(dt));
-    int same = t->ndim == ndim;
-    for (int d = 0; same && d < ndim; d++)
-        same = t->size[d] == size[d];
-    if (!same) {
-        nd_tensor want;
-        nd_tensor_init_empty(&want, dt);
-        want.ndim = ndim;
-        for (int d = 0; d < ndim; d++)
-            want.size[d] = size[d];
-        return ND_ERROR(ND_ERR_SHAPE, "%s: %s has shape %s, expected %s", op, what, nd_tensor_shape_str(t, a, sizeof a),
-                        nd_tensor_shape_str(&want, b, sizeof b));
-    }
-    if (contig && !nd_tensor_is_contiguous(t))
-        return ND_ERROR(ND_ERR_ARG, "%s: %s (%s) must be contiguous", op, what, nd_tensor_shape_str(t, a, sizeof a));
-    return ND_OK;
+    return nd_nn_check_out_on(ND_DEVICE_CUDA, op, what, t, dt, ndim, size, contig);
 }
-
-/* A vector of n elements (at most one dim of size > 1, any stride) on the GPU: its stride. */
 static inline nd_status nd_cn_check_vec(const char *op, const char *what, const nd_tensor *t, nd_dtype dt, int64_t n,
                                         int64_t *stride)
 {
-    char a[ND_SHAPE_STR_MAX];
-    ND_TRY(nd_cn_check_float(op, what, t, (int)dt));
-    int ok = nd_tensor_numel(t) == n;
-    int64_t st = 1;
-    int seen = 0;
-    for (int d = 0; ok && d < t->ndim; d++)
-        if (t->size[d] != 1) {
-            ok = !seen;
-            seen = 1;
-            st = t->stride[d];
-        }
-    if (!ok)
-        return ND_ERROR(ND_ERR_SHAPE, "%s: expected %s of %lld elements, got %s", op, what, (long long)n,
-                        nd_tensor_shape_str(t, a, sizeof a));
-    *stride = st;
-    return ND_OK;
+    return nd_nn_check_vec_on(ND_DEVICE_CUDA, op, what, t, dt, n, stride);
 }
 
 /* Aliasing: nd_nn_check_alias (nd_cpu_nn.h) is device-agnostic; this takes a list. */

@@ -11,10 +11,7 @@
 #define ND_CN_BN_THREADS 256
 
 /* A per-plane vector (pointer, stride); p NULL when absent. */
-typedef struct nd_cn_vec {
-    void *p;
-    int64_t stride;
-} nd_cn_vec;
+typedef nd_bn_vec nd_cn_vec; /* nd_cpu_nn.h, filled by the shared checks (nn_check.c) */
 
 template <typename T> __device__ __forceinline__ double nd_cn_vget(nd_cn_vec v, int64_t c, double def)
 {
@@ -154,35 +151,7 @@ __global__ void nd_cn_bn_bwd_apply(T *gi, const T *go, const T *x, const T *coef
 
 /* ---- host side ---- */
 
-typedef struct nd_cn_bn {
-    int64_t N, C, S;
-} nd_cn_bn;
-
-static nd_status nd_cn_bn_geom(const char *op, nd_cn_bn *g, const nd_tensor *t, const char *what)
-{
-    char s[ND_SHAPE_STR_MAX];
-    ND_TRY(nd_cn_check_float(op, what, t, -1));
-    if (t->ndim < 2 || nd_tensor_numel(t) == 0)
-        return ND_ERROR(ND_ERR_SHAPE, "%s: expected a non-empty (N,C) or (N,C,...) %s, got %s", op, what,
-                        nd_tensor_shape_str(t, s, sizeof s));
-    g->N = t->size[0];
-    g->C = t->size[1];
-    g->S = 1;
-    for (int d = 2; d < t->ndim; d++)
-        g->S *= t->size[d];
-    return ND_OK;
-}
-
-static nd_status nd_cn_bn_vec(const char *op, const char *what, nd_cn_vec *v, const nd_tensor *t, nd_dtype dt,
-                              int64_t C)
-{
-    v->p = NULL;
-    v->stride = 0;
-    if (!t) return ND_OK;
-    ND_TRY(nd_cn_check_vec(op, what, t, dt, C, &v->stride));
-    v->p = nd_tensor_data(t);
-    return ND_OK;
-}
+typedef nd_bn_geom nd_cn_bn; /* input viewed as (N, C, S) */
 
 /* Slices per plane: enough blocks to fill the GPU (about 4 per SM), each with >= 4096 values. */
 static int64_t nd_cn_bn_slices(const nd_cn_bn *g)
@@ -215,23 +184,11 @@ extern "C" nd_status nd_batchnorm_forward_train_cuda(nd_tensor *out, nd_tensor *
                                                      nd_tensor *running_var, double momentum, double eps)
 {
     const char *op = "batchnorm";
-    char s[ND_SHAPE_STR_MAX];
     nd_cn_bn g;
     nd_cn_vec w, b, sm, si, rm, rv;
-    ND_TRY(nd_cn_bn_geom(op, &g, input, "input"));
+    ND_TRY(nd_bn_check_forward_train(ND_DEVICE_CUDA, op, &g, out, save_mean, save_invstd, input, weight, bias, running_mean,
+                                     running_var, eps, &w, &b, &sm, &si, &rm, &rv));
     nd_dtype dt = input->dtype;
-    if (g.N * g.S < 2)
-        return ND_ERROR(ND_ERR_SHAPE, "%s: expected more than 1 value per plane when training, got input %s", op,
-                        nd_tensor_shape_str(input, s, sizeof s));
-    if (!(eps > 0)) return ND_ERROR(ND_ERR_ARG, "%s: eps must be positive, got %g", op, eps);
-    ND_TRY(nd_cn_check_out(op, "output", out, dt, input->ndim, input->size, 1));
-    ND_TRY(nd_cn_check_alias(op, "output", out, 1, input));
-    ND_TRY(nd_cn_bn_vec(op, "weight", &w, weight, dt, g.C));
-    ND_TRY(nd_cn_bn_vec(op, "bias", &b, bias, dt, g.C));
-    ND_TRY(nd_cn_bn_vec(op, "save_mean", &sm, save_mean, dt, g.C));
-    ND_TRY(nd_cn_bn_vec(op, "save_invstd", &si, save_invstd, dt, g.C));
-    ND_TRY(nd_cn_bn_vec(op, "running_mean", &rm, running_mean, dt, g.C));
-    ND_TRY(nd_cn_bn_vec(op, "running_var", &rv, running_var, dt, g.C));
     const int64_t J = nd_cn_bn_slices(&g), n = g.N * g.C * g.S;
     double *part;
     void *coef;
@@ -260,16 +217,9 @@ extern "C" nd_status nd_batchnorm_forward_eval_cuda(nd_tensor *out, const nd_ten
     const char *op = "batchnorm";
     nd_cn_bn g;
     nd_cn_vec w, b, rm, rv;
-    ND_TRY(nd_cn_bn_geom(op, &g, input, "input"));
+    ND_TRY(nd_bn_check_forward_eval(ND_DEVICE_CUDA, op, &g, out, input, weight, bias, running_mean, running_var, &w, &b, &rm,
+                                    &rv));
     nd_dtype dt = input->dtype;
-    if (!running_mean || !running_var)
-        return ND_ERROR(ND_ERR_ARG, "%s: evaluation needs running_mean and running_var", op);
-    ND_TRY(nd_cn_check_out(op, "output", out, dt, input->ndim, input->size, 1));
-    ND_TRY(nd_cn_check_alias(op, "output", out, 1, input));
-    ND_TRY(nd_cn_bn_vec(op, "weight", &w, weight, dt, g.C));
-    ND_TRY(nd_cn_bn_vec(op, "bias", &b, bias, dt, g.C));
-    ND_TRY(nd_cn_bn_vec(op, "running_mean", &rm, running_mean, dt, g.C));
-    ND_TRY(nd_cn_bn_vec(op, "running_var", &rv, running_var, dt, g.C));
     const int64_t n = g.N * g.C * g.S;
     double *part;
     void *coef;
@@ -296,22 +246,9 @@ extern "C" nd_status nd_batchnorm_backward_cuda(nd_tensor *grad_input, nd_tensor
     const char *op = "batchnorm backward";
     nd_cn_bn g;
     nd_cn_vec gw, gb, w, mean, inv;
-    ND_TRY(nd_cn_bn_geom(op, &g, input, "input"));
+    ND_TRY(nd_bn_check_backward(ND_DEVICE_CUDA, op, &g, grad_input, grad_weight, grad_bias, input, grad_output, weight, save_mean,
+                                save_invstd, running_mean, running_var, training, &gw, &gb, &w, &mean, &inv));
     nd_dtype dt = input->dtype;
-    ND_TRY(nd_cn_check_float(op, "grad_output", grad_output, (int)dt));
-    ND_TRY(nd_cn_check_out(op, "grad_output", grad_output, dt, input->ndim, input->size, 0));
-    if (grad_input) ND_TRY(nd_cn_check_out(op, "grad_input", grad_input, dt, input->ndim, input->size, 1));
-    ND_TRY(nd_cn_check_alias(op, "grad_input", grad_input, 1, input, grad_output));
-    ND_TRY(nd_cn_bn_vec(op, "grad_weight", &gw, grad_weight, dt, g.C));
-    ND_TRY(nd_cn_bn_vec(op, "grad_bias", &gb, grad_bias, dt, g.C));
-    ND_TRY(nd_cn_bn_vec(op, "weight", &w, weight, dt, g.C));
-    const nd_tensor *mt = training ? save_mean : running_mean, *it = training ? save_invstd : running_var;
-    if (!mt || !it)
-        return ND_ERROR(ND_ERR_ARG, "%s: %s", op,
-                        training ? "training mode needs save_mean and save_invstd"
-                                 : "evaluation mode needs running_mean and running_var");
-    ND_TRY(nd_cn_bn_vec(op, training ? "save_mean" : "running_mean", &mean, mt, dt, g.C));
-    ND_TRY(nd_cn_bn_vec(op, training ? "save_invstd" : "running_var", &inv, it, dt, g.C));
     const int64_t J = nd_cn_bn_slices(&g), n = g.N * g.C * g.S;
     double *part;
     void *coef;

@@ -4,11 +4,7 @@
  * whose windows hold it (deterministic, no atomics, no memset). Shapes and rules: nd_cpu_nn.h. */
 #include "nn_common.cuh"
 
-typedef struct nd_cn_pool {
-    int64_t planes, H, W, OH, OW;
-    int64_t kh, kw, sh, sw, ph, pw;
-    int count_include_pad;
-} nd_cn_pool;
+typedef nd_pool_geom nd_cn_pool; /* nd_cpu_nn.h, filled by the shared checks (nn_check.c) */
 
 #define ND_CN_LOOP(i, n)                                                                                               \
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < (n); i += (int64_t)gridDim.x * blockDim.x)
@@ -175,69 +171,7 @@ template <typename T> __global__ void nd_cn_adaptive_bwd(T *gi, const T *go, nd_
     }
 }
 
-/* ---- validation (the CPU's rules and messages) ---- */
-
-static nd_status nd_cn_pool_geom(const char *op, nd_cn_pool *g, const nd_tensor *image, const char *what,
-                                 const nd_pool2d_params *p)
-{
-    char s[ND_SHAPE_STR_MAX];
-    ND_TRY(nd_cn_check_float(op, what, image, -1));
-    if (image->ndim != 3 && image->ndim != 4)
-        return ND_ERROR(ND_ERR_SHAPE, "%s: expected a 3-d (C,H,W) or 4-d (N,C,H,W) %s, got %s", op, what,
-                        nd_tensor_shape_str(image, s, sizeof s));
-    int b = image->ndim == 4;
-    g->planes = (b ? image->size[0] : 1) * image->size[b];
-    g->H = image->size[b + 1];
-    g->W = image->size[b + 2];
-    g->OH = g->OW = 0;
-    g->kh = g->kw = g->sh = g->sw = 1;
-    g->ph = g->pw = 0;
-    g->count_include_pad = 1;
-    if (!p) return ND_OK;
-    if (p->kh < 1 || p->kw < 1 || p->sh < 1 || p->sw < 1 || p->ph < 0 || p->pw < 0)
-        return ND_ERROR(ND_ERR_ARG, "%s: invalid kernel %lldx%lld, stride %lldx%lld or padding %lldx%lld", op,
-                        (long long)p->kh, (long long)p->kw, (long long)p->sh, (long long)p->sw, (long long)p->ph,
-                        (long long)p->pw);
-    if (2 * p->ph > p->kh || 2 * p->pw > p->kw)
-        return ND_ERROR(ND_ERR_ARG, "%s: padding %lldx%lld must be at most half the kernel %lldx%lld", op,
-                        (long long)p->ph, (long long)p->pw, (long long)p->kh, (long long)p->kw);
-    g->kh = p->kh, g->kw = p->kw, g->sh = p->sh, g->sw = p->sw, g->ph = p->ph, g->pw = p->pw;
-    g->count_include_pad = p->count_include_pad;
-    g->OH = nd_pool_out_size(g->H, p->kh, p->sh, p->ph, p->ceil_mode);
-    g->OW = nd_pool_out_size(g->W, p->kw, p->sw, p->pw, p->ceil_mode);
-    if (g->OH < 1 || g->OW < 1)
-        return ND_ERROR(ND_ERR_SHAPE, "%s: %s %s is too small for kernel %lldx%lld (padding %lldx%lld)", op, what,
-                        nd_tensor_shape_str(image, s, sizeof s), (long long)p->kh, (long long)p->kw, (long long)p->ph,
-                        (long long)p->pw);
-    return ND_OK;
-}
-
-static void nd_cn_pool_shape(const nd_tensor *image, const nd_cn_pool *g, int64_t *size)
-{
-    for (int d = 0; d < image->ndim - 2; d++)
-        size[d] = image->size[d];
-    size[image->ndim - 2] = g->OH;
-    size[image->ndim - 1] = g->OW;
-}
-
-static nd_status nd_cn_pool_check_fwd(const char *op, nd_cn_pool *g, const nd_tensor *out, const nd_tensor *input,
-                                      const nd_pool2d_params *p, int64_t *size)
-{
-    ND_TRY(nd_cn_pool_geom(op, g, input, "input", p));
-    nd_cn_pool_shape(input, g, size);
-    ND_TRY(nd_cn_check_out(op, "output", out, input->dtype, input->ndim, size, 1));
-    return nd_cn_check_alias(op, "output", out, 0, input);
-}
-
-static nd_status nd_cn_pool_check_bwd(const char *op, nd_cn_pool *g, const nd_tensor *grad_input,
-                                      const nd_tensor *grad_output, const nd_pool2d_params *p, int64_t *size)
-{
-    ND_TRY(nd_cn_pool_geom(op, g, grad_input, "grad_input", p));
-    ND_TRY(nd_cn_check_out(op, "grad_input", grad_input, grad_input->dtype, grad_input->ndim, grad_input->size, 1));
-    ND_TRY(nd_cn_check_alias(op, "grad_input", grad_input, 0, grad_output));
-    nd_cn_pool_shape(grad_input, g, size);
-    return nd_cn_check_out(op, "grad_output", grad_output, grad_input->dtype, grad_input->ndim, size, 0);
-}
+/* ---- validation: nd_pool_check_* (src/cpu/nn_check.c, shared with pool.c) ---- */
 
 #define ND_CN_POOL_LAUNCH(kernel, n, dt, ...)                                                                          \
     do {                                                                                                               \
@@ -251,9 +185,7 @@ extern "C" nd_status nd_maxpool2d_forward_cuda(nd_tensor *out, nd_tensor *indice
     const char *op = "maxpool2d";
     nd_cn_pool g;
     int64_t size[4];
-    ND_TRY(nd_cn_pool_check_fwd(op, &g, out, input, p, size));
-    ND_TRY(nd_cn_check_out(op, "indices", indices, ND_DTYPE_I64, input->ndim, size, 1));
-    ND_TRY(nd_cn_check_alias(op, "indices", indices, 0, input, out));
+    ND_TRY(nd_pool_check_fwd(ND_DEVICE_CUDA, op, &g, out, indices, input, p, size));
     nd_tensor x;
     ND_TRY(nd_cn_contiguous(&x, input));
     ND_CN_POOL_LAUNCH(nd_cn_maxpool_fwd, g.planes * g.OH * g.OW, x.dtype, (T *)nd_tensor_data(out),
@@ -269,8 +201,7 @@ extern "C" nd_status nd_maxpool2d_backward_cuda(nd_tensor *grad_input, const nd_
     const char *op = "maxpool2d backward";
     nd_cn_pool g;
     int64_t size[4];
-    ND_TRY(nd_cn_pool_check_bwd(op, &g, grad_input, grad_output, p, size));
-    ND_TRY(nd_cn_check_out(op, "indices", indices, ND_DTYPE_I64, grad_input->ndim, size, 0));
+    ND_TRY(nd_pool_check_bwd(ND_DEVICE_CUDA, op, &g, grad_input, grad_output, indices, p, size));
     nd_tensor go, ind;
     ND_TRY(nd_cn_contiguous(&go, grad_output));
     nd_status st = nd_cn_contiguous(&ind, indices);
@@ -290,7 +221,7 @@ extern "C" nd_status nd_avgpool2d_forward_cuda(nd_tensor *out, const nd_tensor *
     const char *op = "avgpool2d";
     nd_cn_pool g;
     int64_t size[4];
-    ND_TRY(nd_cn_pool_check_fwd(op, &g, out, input, p, size));
+    ND_TRY(nd_pool_check_fwd(ND_DEVICE_CUDA, op, &g, out, NULL, input, p, size));
     nd_tensor x;
     ND_TRY(nd_cn_contiguous(&x, input));
     ND_CN_POOL_LAUNCH(nd_cn_avgpool_fwd, g.planes * g.OH * g.OW, x.dtype, (T *)nd_tensor_data(out),
@@ -306,7 +237,7 @@ extern "C" nd_status nd_avgpool2d_backward_cuda(nd_tensor *grad_input, const nd_
     const char *op = "avgpool2d backward";
     nd_cn_pool g;
     int64_t size[4];
-    ND_TRY(nd_cn_pool_check_bwd(op, &g, grad_input, grad_output, p, size));
+    ND_TRY(nd_pool_check_bwd(ND_DEVICE_CUDA, op, &g, grad_input, grad_output, NULL, p, size));
     nd_tensor go;
     ND_TRY(nd_cn_contiguous(&go, grad_output));
     ND_CN_POOL_LAUNCH(nd_cn_avgpool_bwd, g.planes * g.H * g.W, go.dtype, (T *)nd_tensor_data(grad_input),
@@ -316,30 +247,11 @@ extern "C" nd_status nd_avgpool2d_backward_cuda(nd_tensor *grad_input, const nd_
     return ND_OK;
 }
 
-/* Adaptive pooling: the output size comes from out (or grad_output). */
-static nd_status nd_cn_adaptive_geom(const char *op, nd_cn_pool *g, const nd_tensor *image, const char *what,
-                                     const nd_tensor *pooled, const char *pooled_what)
-{
-    char a[ND_SHAPE_STR_MAX], b[ND_SHAPE_STR_MAX];
-    ND_TRY(nd_cn_pool_geom(op, g, image, what, NULL));
-    int ok = pooled->ndim == image->ndim;
-    for (int d = 0; ok && d < image->ndim - 2; d++)
-        ok = pooled->size[d] == image->size[d];
-    if (!ok || pooled->size[image->ndim - 2] < 1 || pooled->size[image->ndim - 1] < 1)
-        return ND_ERROR(ND_ERR_SHAPE, "%s: %s %s does not fit %s %s", op, pooled_what,
-                        nd_tensor_shape_str(pooled, a, sizeof a), what, nd_tensor_shape_str(image, b, sizeof b));
-    g->OH = pooled->size[image->ndim - 2];
-    g->OW = pooled->size[image->ndim - 1];
-    return ND_OK;
-}
-
 extern "C" nd_status nd_adaptive_avgpool2d_forward_cuda(nd_tensor *out, const nd_tensor *input)
 {
     const char *op = "adaptive_avgpool2d";
     nd_cn_pool g;
-    ND_TRY(nd_cn_adaptive_geom(op, &g, input, "input", out, "output"));
-    ND_TRY(nd_cn_check_out(op, "output", out, input->dtype, out->ndim, out->size, 1));
-    ND_TRY(nd_cn_check_alias(op, "output", out, 0, input));
+    ND_TRY(nd_pool_check_adaptive_fwd(ND_DEVICE_CUDA, op, &g, out, input));
     nd_tensor x;
     ND_TRY(nd_cn_contiguous(&x, input));
     ND_CN_POOL_LAUNCH(nd_cn_adaptive_fwd, g.planes * g.OH * g.OW, x.dtype, (T *)nd_tensor_data(out),
@@ -353,10 +265,7 @@ extern "C" nd_status nd_adaptive_avgpool2d_backward_cuda(nd_tensor *grad_input, 
 {
     const char *op = "adaptive_avgpool2d backward";
     nd_cn_pool g;
-    ND_TRY(nd_cn_adaptive_geom(op, &g, grad_input, "grad_input", grad_output, "grad_output"));
-    ND_TRY(nd_cn_check_out(op, "grad_input", grad_input, grad_input->dtype, grad_input->ndim, grad_input->size, 1));
-    ND_TRY(nd_cn_check_alias(op, "grad_input", grad_input, 0, grad_output));
-    ND_TRY(nd_cn_check_float(op, "grad_output", grad_output, (int)grad_input->dtype));
+    ND_TRY(nd_pool_check_adaptive_bwd(ND_DEVICE_CUDA, op, &g, grad_input, grad_output));
     nd_tensor go;
     ND_TRY(nd_cn_contiguous(&go, grad_output));
     ND_CN_POOL_LAUNCH(nd_cn_adaptive_bwd, g.planes * g.H * g.W, go.dtype, (T *)nd_tensor_data(grad_input),

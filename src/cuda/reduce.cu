@@ -19,15 +19,7 @@
 
 #include "math_common.cuh"
 
-typedef struct racc {
-    int64_t n;   /* elements seen; 0 = nothing yet */
-    double s;    /* sum, product, sum |x|^p, exp-sum (logsumexp) */
-    double m;    /* extreme value, mean (var), max (logsumexp) */
-    double m2;   /* sum of squared deviations (var) */
-    int64_t is;  /* integer sum / product / extreme; counts */
-    int64_t idx; /* position of the extreme */
-    int nan;     /* a NaN was seen (extremes, logsumexp) */
-} racc;
+typedef nd_reduce_acc racc; /* src/cpu/nd_cpu_math.h, the CPU's acc */
 
 typedef struct red_args {
     int op, idom, xdt, vdt, eall, splits;

@@ -37,11 +37,14 @@
  *       cols (C*kH*kW, N*OH*OW) ((C*kH*kW, OH*OW) for a 3-d input), row c*kH*kW + ki*kW + kj.
  *   core.col2im(image|out, cols, sizes, kW, kH, dW, dH, padW, padH [, dilW, dilH]) -> image
  *       sizes = {C,H,W} or {N,C,H,W}; the image is overwritten with the adjoint of im2col.
- *   core.conv_config([chunkBytes [, parallel]]) -> chunkBytes, scratchBytes, parallel
+ *   core.conv_config([chunkBytes [, parallel [, winograd]]])
+ *       -> chunkBytes, scratchBytes, parallel, winograd
  *       (values in force before the call) the column-buffer budget per chunk (default 64 MiB),
- *       this thread's scratch size, and whether the memory-bound loops of every nn kernel run
+ *       this thread's scratch size, whether the memory-bound loops of every nn kernel run
  *       on OpenMP threads (default: only when OMP_WAIT_POLICY=passive or a small
- *       GOMP_SPINCOUNT is set, see nd_nn_set_parallel in nd_cpu_nn.h).
+ *       GOMP_SPINCOUNT is set, see nd_nn_set_parallel in nd_cpu_nn.h), and the process-wide
+ *       Winograd F(2x2,3x3) mode "off" | "auto" | "force" (nil keeps it; the initial mode
+ *       comes from ND_CONV_WINOGRAD, see nd_conv_set_winograd).
  *   core.conv_scratch_free()          frees this thread's column scratch.
  *
  * Pooling (input (N,C,H,W) or (C,H,W)):
@@ -316,12 +319,16 @@ static int l_col2im(lua_State *L)
 
 static int l_conv_config(lua_State *L)
 {
+    static const char *const wino[] = {"off", "auto", "force", NULL}; /* ND_CONV_WINOGRAD_* order */
     int64_t bytes = (int64_t)luaL_optinteger(L, 1, 0);
     int par = lua_isnoneornil(L, 2) ? -1 : lua_toboolean(L, 2);
+    int mode = lua_isnoneornil(L, 3) ? -1 : luaL_checkoption(L, 3, NULL, wino); /* checked before any change */
     lua_pushinteger(L, nd_conv_set_chunk_bytes(bytes));
     lua_pushinteger(L, nd_conv_scratch_bytes());
     lua_pushboolean(L, nd_nn_set_parallel(par));
-    return 3;
+    int old = nd_conv_set_winograd(mode);
+    lua_pushstring(L, old >= ND_CONV_WINOGRAD_OFF && old <= ND_CONV_WINOGRAD_FORCE ? wino[old] : "auto");
+    return 4;
 }
 
 static int l_conv_scratch_free(lua_State *L)

@@ -9,14 +9,11 @@
 local nd = require('nd')
 local nn = require('nn')
 
-local ok, why = false, 'nd.cuda is missing (no CUDA support in this build of nd)'
-if nd.cuda and nd.cuda.available then ok, why = nd.cuda.available() end
-
+local P = require('helpers.cuda_parity')
+local ok, why = P.ok, P.why
 local core = nd.core
-local FWD, BWD = 1e-4, 1e-3
-
-local function host(t) return core.clone(t, nil, 'cpu') end
-local function gpu(t) return t:cuda() end
+local FWD, BWD = P.FWD, P.BWD
+local host, gpu, num_close, variants = P.host, P.gpu, P.num_close, P.variants
 
 -- max |a - b| / max |b| (either may be on the GPU). Note t:abs() works in place (Torch7).
 local function rel(a, b)
@@ -33,22 +30,7 @@ local function close(a, b, tol, what)
   assert(e <= tol, string.format('%s: relative error %.3g > %.1g', what, e, tol))
 end
 
-local function num_close(a, b, tol, what)
-  local e = math.abs(a - b) / math.max(math.abs(b), 1e-12)
-  assert(e <= tol, string.format('%s: %.9g vs %.9g (relative error %.3g > %.1g)', what, a, b, e, tol))
-end
-
 local function on_gpu(t, what) assert(core.device(t) == 'cuda', what .. ' is not on the GPU') end
-
--- The CPU input and a non-contiguous view with the same values, as (tag, cpu, gpu) triples.
-local function variants(x)
-  local d = x:dim()
-  local base = x:transpose(d - 1, d):contiguous()
-  return {
-    {'contiguous', x, gpu(x)},
-    {'non-contiguous', base:transpose(d - 1, d), gpu(base):transpose(d - 1, d)},
-  }
-end
 
 -- g symmetric positive-definite d x d matrices (g = nil: one (d,d) matrix), spectrum spread
 -- over about two decades.

@@ -1,0 +1,35 @@
+-- Shared pieces of the CPU/GPU parity specs (cuda_nn_spec.lua, cuda_deconv_spec.lua): whether a
+-- GPU is usable (ok, why), the forward / backward tolerances, device moves, scalar comparison
+-- and the contiguous / non-contiguous input variants. Loaded with
+-- require('helpers.cuda_parity') (tests/spec is on the path of busted (.busted) and of
+-- scripts/spec_runner.lua).
+local nd = require('nd')
+
+local M = {}
+
+M.ok, M.why = false, 'nd.cuda is missing (no CUDA support in this build of nd)'
+if nd.cuda and nd.cuda.available then M.ok, M.why = nd.cuda.available() end
+
+M.FWD, M.BWD = 1e-4, 1e-3
+
+function M.host(t) return nd.core.clone(t, nil, 'cpu') end
+function M.gpu(t) return t:cuda() end
+
+-- |a - b| / max(|b|, 1e-12) <= tol for two numbers.
+function M.num_close(a, b, tol, what)
+  local e = math.abs(a - b) / math.max(math.abs(b), 1e-12)
+  assert(e <= tol, string.format('%s: %.9g vs %.9g (relative error %.3g > %.1g)', what, a, b, e, tol))
+end
+
+-- The CPU input and a non-contiguous view with the same values (a transposed copy, transposed
+-- back), as (tag, cpu, gpu) triples.
+function M.variants(x)
+  local d = x:dim()
+  local base = x:transpose(d - 1, d):contiguous()
+  return {
+    {'contiguous', x, M.gpu(x)},
+    {'non-contiguous', base:transpose(d - 1, d), M.gpu(base):transpose(d - 1, d)},
+  }
+end
+
+return M
