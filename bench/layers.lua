@@ -69,8 +69,9 @@ for i, l in ipairs(bench.vgg11_layers) do
   end
   local mi, mw = median(ti), median(tw)
   local ge = layer_flops(l) / mw / 1e9
-  -- what the default (auto) mode picks: Winograd from 32 planes on both sides
-  local auto = l[1] >= 32 and l[2] >= 32
+  -- what the default (auto) mode picks (src/cpu/conv.c): Winograd from 32 planes on both sides
+  -- and 64 output tiles of 2x2
+  local auto = l[1] >= 32 and l[2] >= 32 and o.batch * ((l[3] + 1) // 2) ^ 2 >= 64
   tot.i, tot.w, tot.a = tot.i + mi, tot.w + mw, tot.a + (auto and mw or mi)
   print(string.format('%-16s %10.1f %10.1f %7.2fx %10.1f %7.0f%% %8s',
     string.format('%d->%d %dx%d', l[1], l[2], l[3], l[3]), mi * 1e3, mw * 1e3, mi / mw, ge, 100 * ge / anchor,
