@@ -75,12 +75,12 @@ return function(nd, Tensor, core)
     device = device or core.cuda_current_device()
     local d, i = core.device(t)
     if d == 'cuda' and i == device then return t end
-    return core.to_device(t, device)
+    return core.clone(t, nil, 'cuda:' .. device)
   end
   -- t:cpu(): t on the host, same dtype (t itself when it is there).
   function Tensor.cpu(t)
     if core.device(t) == 'cpu' then return t end
-    return core.to_device(t, nil)
+    return core.clone(t, nil, 'cpu')
   end
   function Tensor.isCuda(t) return core.device(t) == 'cuda' end
   Tensor.is_cuda = Tensor.isCuda

@@ -25,15 +25,21 @@ static void ND_F(mm)(int ta, int tb, int64_t d, ND_T alpha, const ND_T *A, const
         }
 }
 
+/* ||A||_F over n entries, accumulated in double. */
+static double ND_F(frobenius)(const ND_T *A, int64_t n)
+{
+    double ss = 0;
+    for (int64_t i = 0; i < n; i++)
+        ss += (double)A[i] * A[i];
+    return sqrt(ss);
+}
+
 /* One matrix. sv: the 3n+2 saved slots, or NULL (then work holds 5 d x d scratch matrices).
  * Returns 0, or -1 when ||A||_F is 0 or not finite. */
 static int ND_F(ns_forward_one)(ND_T *Dout, ND_T *sv, ND_T *work, const ND_T *A, int64_t d, int n, int small)
 {
     const int64_t dd = d * d;
-    double ss = 0;
-    for (int64_t i = 0; i < dd; i++)
-        ss += (double)A[i] * A[i];
-    const double s = sqrt(ss);
+    const double s = ND_F(frobenius)(A, dd);
     if (!(s > 0) || !isfinite(s)) return -1;
     ND_T *Y = sv ? sv : work, *Z = sv ? sv + (int64_t)n * dd : work + 2 * dd;
     for (int64_t i = 0; i < dd; i++)
@@ -201,10 +207,7 @@ static void ND_F(eig_loewner)(double *Lw, const double *lam, int64_t d, int n)
 static int ND_F(eig_forward_one)(ND_T *Dout, ND_T *sv, const ND_T *A, int64_t d, int n)
 {
     const int64_t dd = d * d;
-    double ss = 0;
-    for (int64_t i = 0; i < dd; i++)
-        ss += (double)A[i] * A[i];
-    const double s = sqrt(ss);
+    const double s = ND_F(frobenius)(A, dd);
     if (!(s > 0) || !isfinite(s)) return -1;
     ND_T *Q = sv ? sv : (ND_T *)malloc(sizeof(ND_T) * (size_t)dd);
     ND_T *W = (ND_T *)malloc(sizeof(ND_T) * (size_t)(dd + d));

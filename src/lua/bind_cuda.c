@@ -16,7 +16,6 @@
  *   core.cuda_empty_cache()
  *   core.cuda_manual_seed(seed)
  *   core.cuda_rng_state()            -> seed, offset;  core.cuda_set_rng_state(seed, offset)
- *   core.to_device(t, index|nil [, dtype]) -> a new contiguous tensor on cuda:index (nil: the host)
  *   core.cuda_fill(t, v)             -> t (a GPU tensor filled with v) */
 #include <stdio.h>
 
@@ -164,26 +163,6 @@ static int l_cuda_set_rng_state(lua_State *L)
     return 0;
 }
 
-/* core.to_device(t, index|nil [, dtype]): always a new contiguous tensor (the Lua layer returns
- * t itself when nothing changes). */
-static int l_to_device(lua_State *L)
-{
-    nd_tensor *src = nd_lua_checktensor_any(L, 1);
-    nd_device dev = nd_cpu_device();
-    if (!lua_isnoneornil(L, 2)) {
-        dev.type = ND_DEVICE_CUDA;
-        dev.index = nd_lua_checkdevindex(L, 2);
-    }
-    nd_dtype dt = nd_lua_optdtype(L, 3, src->dtype);
-    if (src->ndim == 0) {
-        nd_lua_pushempty(L, dt);
-        return 1;
-    }
-    nd_tensor *t = nd_lua_pushnew(L, dt, src->ndim, src->size, dev, 0);
-    nd_lua_check(L, nd_tensor_copy(t, src));
-    return 1;
-}
-
 static int l_cuda_fill(lua_State *L)
 {
     nd_tensor *t = nd_lua_checktensor_any(L, 1);
@@ -201,7 +180,7 @@ static const luaL_Reg nd_lua_cuda_fns[] = {
     {"cuda_memory", l_cuda_memory},             {"cuda_memory_stats", l_cuda_memory_stats},
     {"cuda_reset_peak", l_cuda_reset_peak},     {"cuda_empty_cache", l_cuda_empty_cache},
     {"cuda_manual_seed", l_cuda_manual_seed},   {"cuda_rng_state", l_cuda_rng_state},
-    {"cuda_set_rng_state", l_cuda_set_rng_state}, {"to_device", l_to_device},
+    {"cuda_set_rng_state", l_cuda_set_rng_state},
     {"cuda_fill", l_cuda_fill},                 {NULL, NULL}};
 
 void nd_lua_open_cuda(lua_State *L) { nd_lua_register(L, nd_lua_cuda_fns); }

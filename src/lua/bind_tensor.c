@@ -249,6 +249,30 @@ static int nd_lua_new_common(lua_State *L, int zero)
 static int l_empty(lua_State *L) { return nd_lua_new_common(L, 0); }
 static int l_zeros(lua_State *L) { return nd_lua_new_common(L, 1); }
 
+/* t becomes a contiguous (dt, ndim, size) view from `offset` of its own storage (which fits). */
+static void nd_lua_relayout(nd_tensor *t, nd_dtype dt, int64_t offset, int ndim, const int64_t *size)
+{
+    t->dtype = dt;
+    t->offset = offset;
+    t->ndim = ndim;
+    int64_t st = 1;
+    for (int d = ndim - 1; d >= 0; d--) {
+        t->size[d] = size[d];
+        t->stride[d] = st;
+        st *= size[d];
+    }
+}
+
+/* Replaces t by a fresh contiguous tensor on dev (reported to the collector). */
+static void nd_lua_renew(lua_State *L, nd_tensor *t, nd_device dev, nd_dtype dt, int ndim, const int64_t *size)
+{
+    nd_tensor fresh;
+    nd_lua_check(L, nd_lua_tensor_new(L, &fresh, dt, ndim, size, dev, 0));
+    nd_tensor_release(t);
+    *t = fresh;
+    nd_lua_account(L, t);
+}
+
 void nd_lua_resize_on(lua_State *L, nd_tensor *t, nd_device dev, nd_dtype dt, int ndim, const int64_t *size)
 {
     nd_device have = nd_tensor_device(t);
@@ -258,57 +282,27 @@ void nd_lua_resize_on(lua_State *L, nd_tensor *t, nd_device dev, nd_dtype dt, in
     if (same) return;
     int64_t n = 1;
     for (int d = 0; d < ndim; d++) n *= size[d];
-    int64_t es = (int64_t)nd_dtype_size(dt);
-    if (on_dev && t->storage->refcount == 1 && t->storage->nbytes >= n * es) {
-        t->dtype = dt;
-        t->offset = 0;
-        t->ndim = ndim;
-        int64_t st = 1;
-        for (int d = ndim - 1; d >= 0; d--) {
-            t->size[d] = size[d];
-            t->stride[d] = st;
-            st *= size[d];
-        }
-        return;
-    }
-    nd_tensor fresh;
-    nd_lua_check(L, nd_lua_tensor_new(L, &fresh, dt, ndim, size, dev, 0));
-    nd_tensor_release(t);
-    *t = fresh;
-    nd_lua_account(L, t);
+    if (on_dev && t->storage->refcount == 1 && t->storage->nbytes >= n * (int64_t)nd_dtype_size(dt))
+        nd_lua_relayout(t, dt, 0, ndim, size);
+    else
+        nd_lua_renew(L, t, dev, dt, ndim, size);
 }
 
 void nd_lua_resize(lua_State *L, nd_tensor *t, nd_dtype dt, int ndim, const int64_t *size, int strict)
 {
-    int same = t->storage && t->ndim == ndim;
-    for (int d = 0; same && d < ndim; d++) same = t->size[d] == size[d];
-    if (same && strict)
-        same = t->dtype == dt && nd_tensor_is_contiguous(t) && nd_tensor_device(t).type == ND_DEVICE_CPU;
-    if (same) return;
-    int64_t n = ndim || strict ? 1 : 0;
-    for (int d = 0; d < ndim; d++) n *= size[d];
-    int64_t es = (int64_t)nd_dtype_size(dt);
-    int fits = strict ? t->storage && t->storage->refcount == 1 && t->storage->device.type == ND_DEVICE_CPU &&
-                            t->storage->nbytes >= n * es
-                      : t->storage && (t->offset + n) * es <= t->storage->nbytes;
-    if (fits) {
-        t->dtype = dt;
-        if (strict) t->offset = 0;
-        t->ndim = ndim;
-        int64_t st = 1;
-        for (int d = ndim - 1; d >= 0; d--) {
-            t->size[d] = size[d];
-            t->stride[d] = st;
-            st *= size[d];
-        }
+    if (strict) {
+        nd_lua_resize_on(L, t, nd_cpu_device(), dt, ndim, size);
         return;
     }
-    nd_device dev = strict ? nd_cpu_device() : nd_tensor_device(t);
-    nd_tensor fresh;
-    nd_lua_check(L, nd_lua_tensor_new(L, &fresh, dt, ndim, size, dev, 0));
-    nd_tensor_release(t);
-    *t = fresh;
-    nd_lua_account(L, t);
+    int same = t->storage && t->ndim == ndim;
+    for (int d = 0; same && d < ndim; d++) same = t->size[d] == size[d];
+    if (same) return;
+    int64_t n = ndim ? 1 : 0;
+    for (int d = 0; d < ndim; d++) n *= size[d];
+    if (t->storage && (t->offset + n) * (int64_t)nd_dtype_size(dt) <= t->storage->nbytes)
+        nd_lua_relayout(t, dt, t->offset, ndim, size);
+    else
+        nd_lua_renew(L, t, nd_tensor_device(t), dt, ndim, size);
 }
 
 /* core.resize(t, sizes): reshapes t in place to a contiguous layout, reusing its storage when it is
