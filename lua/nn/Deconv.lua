@@ -175,20 +175,12 @@ function Deconv:updateGradInput(input, gradOutput)
   local x = batched and input or input:view(1, table.unpack(input:size():totable()))
   local go = batched and gradOutput or gradOutput:view(1, table.unpack(gradOutput:size():totable()))
   Deconv.checkSavedDevice(self, x)
-  local p = self:params()
-  -- the convolution's gradients, allocated on the module's device
-  local dt, dev = core.dtype(self._Wf), devname(self._Wf)
-  local GWf = core.zeros(dt, core.size(self._Wf), dev)
-  local Gb = core.zeros(dt, {core.size(self._Wf, 1)}, dev)
-  if self.skipGradInput then -- parameter gradients only: no input gradient, no statistics backward
-    core.conv2d_backward_params(GWf, Gb, x, go, 1, p.kW, p.kH, p.dW, p.dH, p.padW, p.padH, p.dilW, p.dilH, p.groups)
-    self._GW, self._Gb0 = core.deconv_fold_backward(GWf, Gb, self.weight, self._D, self._mu, self.groups, 'strided')
-    return self.gradInput
-  end
-  local gx = core.conv2d_backward(nil, GWf, Gb, x, go, self._Wf, 1, p.kW, p.kH, p.dW, p.dH, p.padW, p.padH,
-                                  p.dilW, p.dilH, p.groups)
+  -- the convolution's gradients (on the module's device); no input gradient when it is skipped
+  local want = not self.skipGradInput
+  local gx, GWf, Gb = conv.backward(x, go, self._Wf, self:params(), want, true)
   local GW, Gb0, GD, Gmu = core.deconv_fold_backward(GWf, Gb, self.weight, self._D, self._mu, self.groups, 'strided')
   self._GW, self._Gb0 = GW, Gb0
+  if not want then return self.gradInput end -- and no statistics backward
   if self._saved then
     local GX = core.deconv_stats_backward(GD, Gmu, self._saved)
     core.deconv_col2im(gx, GX, self.kW, self.padW, self.dilation, self.samplingStride * self.dW, self.block, self.groups)
