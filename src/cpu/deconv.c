@@ -279,49 +279,49 @@ static void ND_F(regroup)(ND_T *dst, const ND_T *src, int64_t Cout, int64_t G, i
             }
 }
 
-/* V (rows x F) = Wr (rows x F) @ D, then b[o] -= sum over o's rows of V . mu (o = row / G). */
+/* V (rows x F) = Wr (rows x F) @ D, then b[o] -= sum over o's rows of V . mu (o = row / G).
+ * dots: rows scalars of scratch. */
 static void ND_F(fold)(ND_T *V, ND_T *b, const ND_T *Wr, const ND_T *D, const ND_T *mu, int64_t rows, int64_t G,
-                       int64_t F)
+                       int64_t F, ND_T *dots)
 {
     ND_GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)F, (int)F, 1, Wr, (int)F, D, (int)F, 0, V,
             (int)F);
-    for (int64_t r = 0; r < rows; r++) {
+    ND_GEMV(CblasRowMajor, CblasNoTrans, (int)rows, (int)F, 1, V, (int)F, mu, 1, 0, dots, 1);
+    for (int64_t o = 0; o < rows / G; o++) {
         double dot = 0;
-        for (int64_t a = 0; a < F; a++)
-            dot += (double)V[r * F + a] * mu[a];
-        b[r / G] = (ND_T)(b[r / G] - dot);
+        for (int64_t g = 0; g < G; g++)
+            dot += dots[o * G + g];
+        b[o] = (ND_T)(b[o] - dot);
     }
 }
 
 /* The backward of ND_F(fold) for one D: GV (rows x F) holds regroup(GWf) on entry and is
  * turned into GV - Gb[o] mu^T; then GWr = GV D^T, GD = Wr^T GV, Gmu = -(sum_r Gb[r/G] Wr[r]) D. */
 static void ND_F(unfold)(ND_T *GWr, ND_T *GD, ND_T *Gmu, ND_T *GV, const ND_T *Gb, const ND_T *Wr, const ND_T *D,
-                         const ND_T *mu, int64_t rows, int64_t G, int64_t F)
+                         const ND_T *mu, int64_t rows, int64_t G, int64_t F, ND_T *scratch)
 {
-    if (Gb)
+    if (Gb) {
+#pragma omp parallel for schedule(static) if (rows * F > 65536)
         for (int64_t r = 0; r < rows; r++)
             for (int64_t a = 0; a < F; a++)
                 GV[r * F + a] -= Gb[r / G] * mu[a];
+    }
     if (GWr)
         ND_GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)F, (int)F, 1, GV, (int)F, D, (int)F, 0, GWr,
                 (int)F);
     if (GD)
         ND_GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)F, (int)F, (int)rows, 1, Wr, (int)F, GV, (int)F, 0, GD,
                 (int)F);
-    if (Gmu) {
-        double *u = (double *)calloc((size_t)F, sizeof(double));
-        if (Gb && u)
-            for (int64_t r = 0; r < rows; r++)
-                for (int64_t a = 0; a < F; a++)
-                    u[a] += (double)Gb[r / G] * Wr[r * F + a];
-        for (int64_t b = 0; b < F; b++) {
-            double acc = 0;
-            if (u)
-                for (int64_t a = 0; a < F; a++)
-                    acc += u[a] * D[a * F + b];
-            Gmu[b] = (ND_T)-acc;
+    if (Gmu) { /* u = Wr^T (Gb[r/G])_r, Gmu = -D^T u; scratch: rows + F scalars */
+        if (!Gb) {
+            memset(Gmu, 0, sizeof(ND_T) * (size_t)F);
+            return;
         }
-        free(u);
+        ND_T *gbr = scratch, *u = scratch + rows;
+        for (int64_t r = 0; r < rows; r++)
+            gbr[r] = Gb[r / G];
+        ND_GEMV(CblasRowMajor, CblasTrans, (int)rows, (int)F, 1, Wr, (int)F, gbr, 1, 0, u, 1);
+        ND_GEMV(CblasRowMajor, CblasTrans, (int)F, (int)F, -1, D, (int)F, u, 1, 0, Gmu, 1);
     }
 }
 
@@ -353,7 +353,9 @@ static int64_t nd_deconv_chunk_rows(int64_t cols)
 #define ND_F(name) nd_deconv_##name##_f32
 #define ND_GEMM cblas_sgemm
 #define ND_SYRK cblas_ssyrk
+#define ND_GEMV cblas_sgemv
 #include "deconv.c"
+#undef ND_GEMV
 #undef ND_T
 #undef ND_F
 #undef ND_GEMM
@@ -362,7 +364,9 @@ static int64_t nd_deconv_chunk_rows(int64_t cols)
 #define ND_F(name) nd_deconv_##name##_f64
 #define ND_GEMM cblas_dgemm
 #define ND_SYRK cblas_dsyrk
+#define ND_GEMV cblas_dgemv
 #include "deconv.c"
+#undef ND_GEMV
 #undef ND_T
 #undef ND_F
 #undef ND_GEMM
@@ -591,20 +595,22 @@ nd_status nd_deconv_fold_forward_cpu(nd_tensor *Wf, nd_tensor *b, const nd_tenso
     else
         memset(bp, 0, es * (size_t)f.Cout);
     const int strided = layout == ND_DECONV_STRIDED && f.G > 1;
-    char *tmp = NULL;
-    if (strided && !(tmp = malloc(es * (size_t)(2 * f.Cout * f.K)))) {
+    const int64_t rows_g = f.Cout / f.ng * f.G, FF = f.F * f.F;
+    /* scratch: the bias dots (rows_g), then Wr and V (Cout x K each) when strided */
+    char *tmp = malloc(es * (size_t)(rows_g + (strided ? 2 * f.Cout * f.K : 0)));
+    if (!tmp) {
         nd_deconv_release_all(t, 4);
         return ND_ERROR(ND_ERR_MEMORY, "%s: out of memory (W %s)", op, nd_tensor_shape_str(W, s, sizeof s));
     }
-    const int64_t rows_g = f.Cout / f.ng * f.G, FF = f.F * f.F;
-    const char *wr = strided ? tmp : (const char *)nd_tensor_data(&t[0]);
-    char *v = strided ? tmp + es * (size_t)(f.Cout * f.K) : wf;
-    if (strided) ND_DECONV_CALL(W->dtype, regroup, ((void *)tmp, nd_tensor_data(&t[0]), f.Cout, f.G, f.F, 0));
+    char *dots = tmp, *wr_tmp = tmp + es * (size_t)rows_g;
+    const char *wr = strided ? wr_tmp : (const char *)nd_tensor_data(&t[0]);
+    char *v = strided ? wr_tmp + es * (size_t)(f.Cout * f.K) : wf;
+    if (strided) ND_DECONV_CALL(W->dtype, regroup, ((void *)wr_tmp, nd_tensor_data(&t[0]), f.Cout, f.G, f.F, 0));
     for (int64_t j = 0; j < f.ng; j++) /* group j: rows j*rows_g .. of Wr, outputs j*Cout/ng .. */
         ND_DECONV_CALL(W->dtype, fold,
                        (nd_at(v, es, j * rows_g * f.F), nd_at(bp, es, j * (f.Cout / f.ng)),
                         nd_at(wr, es, j * rows_g * f.F), nd_at(nd_tensor_data(&t[2]), es, j * FF),
-                        nd_at(nd_tensor_data(&t[3]), es, j * f.F), rows_g, f.G, f.F));
+                        nd_at(nd_tensor_data(&t[3]), es, j * f.F), rows_g, f.G, f.F, (void *)dots));
     if (strided) ND_DECONV_CALL(W->dtype, regroup, ((void *)wf, (const void *)v, f.Cout, f.G, f.F, 1));
     free(tmp);
     nd_deconv_release_all(t, 4);
@@ -640,8 +646,9 @@ nd_status nd_deconv_fold_backward_cpu(nd_tensor *GW, nd_tensor *Gb0, nd_tensor *
     }
     const int strided = layout == ND_DECONV_STRIDED && f.G > 1;
     const size_t n = (size_t)(f.Cout * f.K);
-    /* scratch: GV (always: it is modified), and Wr, GWr when strided */
-    char *tmp = malloc(es * n * (strided ? 3 : 1));
+    const int64_t rows_g = f.Cout / f.ng * f.G, FF = f.F * f.F, co = f.Cout / f.ng;
+    /* scratch: GV (always: it is modified), then Wr, GWr when strided, then rows_g + F for Gmu */
+    char *tmp = malloc(es * (n * (strided ? 3 : 1) + (size_t)(rows_g + f.F)));
     if (!tmp) {
         nd_deconv_release_all(t, 5);
         return ND_ERROR(ND_ERR_MEMORY, "%s: out of memory (W %s)", op, nd_tensor_shape_str(W, s, sizeof s));
@@ -654,14 +661,14 @@ nd_status nd_deconv_fold_backward_cpu(nd_tensor *GW, nd_tensor *Gb0, nd_tensor *
     } else {
         memcpy(gv, nd_tensor_data(&t[4]), es * n);
     }
-    const int64_t rows_g = f.Cout / f.ng * f.G, FF = f.F * f.F, co = f.Cout / f.ng;
+    char *vec = tmp + es * n * (strided ? 3 : 1);
     for (int64_t j = 0; j < f.ng; j++) {
         const int64_t ro = j * rows_g * f.F;
         ND_DECONV_CALL(W->dtype, unfold,
                        (gwr ? nd_at(gwr, es, ro) : NULL, GD ? nd_at(nd_tensor_data(GD), es, j * FF) : NULL,
                         Gmu ? nd_at(nd_tensor_data(Gmu), es, j * f.F) : NULL, nd_at(gv, es, ro),
                         gb ? nd_at(gb, es, j * co) : NULL, nd_at(wr, es, ro), nd_at(nd_tensor_data(&t[2]), es, j * FF),
-                        nd_at(nd_tensor_data(&t[3]), es, j * f.F), rows_g, f.G, f.F));
+                        nd_at(nd_tensor_data(&t[3]), es, j * f.F), rows_g, f.G, f.F, (void *)vec));
     }
     if (GW && strided) ND_DECONV_CALL(W->dtype, regroup, (nd_tensor_data(GW), (const void *)gwr, f.Cout, f.G, f.F, 1));
     free(tmp);

@@ -153,7 +153,12 @@ static int ND_F(syevd)(ND_T *a, ND_T *w, int64_t d)
         free(iwork);
         return -1000;
     }
+    /* syevd is hundreds of small BLAS calls: with the short OpenBLAS thread timeout nd runs with,
+     * waking the second worker for each costs more than it gains (38 -> 31 ms at d = 576). */
+    const int threads = openblas_get_num_threads();
+    if (threads > 1) openblas_set_num_threads(1);
     ND_LAPACK_SYEVD("V", "L", &nn, a, &nn, w, work, &lwork, iwork, &liwork, &info);
+    if (threads > 1) openblas_set_num_threads(threads);
     free(work);
     free(iwork);
     return info;
@@ -210,13 +215,13 @@ static int ND_F(eig_forward_one)(ND_T *Dout, ND_T *sv, const ND_T *A, int64_t d,
     const double s = ND_F(frobenius)(A, dd);
     if (!(s > 0) || !isfinite(s)) return -1;
     ND_T *Q = sv ? sv : (ND_T *)malloc(sizeof(ND_T) * (size_t)dd);
-    ND_T *W = (ND_T *)malloc(sizeof(ND_T) * (size_t)(dd + d));
+    ND_T *W = (ND_T *)malloc(sizeof(ND_T) * (size_t)(dd + 2 * d));
     if (!Q || !W) {
         if (!sv) free(Q);
         free(W);
         return -2;
     }
-    ND_T *lam = W + dd;
+    ND_T *lam = W + dd, *pr = lam + d;
     for (int64_t i = 0; i < dd; i++)
         Q[i] = (ND_T)(A[i] / s);
     int info = ND_F(syevd)(Q, lam, d);
@@ -226,15 +231,31 @@ static int ND_F(eig_forward_one)(ND_T *Dout, ND_T *sv, const ND_T *A, int64_t d,
         return -2;
     }
     /* LAPACK wrote eigenvectors as columns of a column-major array: rows of Q here. */
+    /* D = Q^T diag(p / sqrt s) Q. p > 0 on the whole spectrum (lam <= 1: every factor
+     * t = (3 - z y)/2 >= 1 there), so D = B^T B with B = diag(sqrt(p / sqrt s)) Q: a rank-k update
+     * (half the products, exactly symmetric). The general product is kept for a p <= 0 or NaN. */
     const double r = 1.0 / sqrt(s);
-    for (int64_t i = 0; i < d; i++) {
+    int positive = 1;
+    for (int64_t i = 0; i < d; i++) { /* pr = p(lam) / sqrt s */
         double z;
         ND_F(eig_poly)((double)lam[i], n, &z);
-        const ND_T f = (ND_T)(z * r);
+        positive = positive && z > 0 && isfinite(z);
+        pr[i] = (ND_T)(z * r);
+    }
+    for (int64_t i = 0; i < d; i++) {
+        const ND_T f = positive ? (ND_T)sqrt((double)pr[i]) : pr[i];
         for (int64_t j = 0; j < d; j++)
             W[i * d + j] = f * Q[i * d + j];
     }
-    ND_GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)d, (int)d, (int)d, 1, Q, (int)d, W, (int)d, 0, Dout, (int)d);
+    if (positive) {
+        ND_SYRK(CblasRowMajor, CblasUpper, CblasTrans, (int)d, (int)d, 1, W, (int)d, 0, Dout, (int)d);
+        for (int64_t i = 0; i < d; i++)
+            for (int64_t j = 0; j < i; j++)
+                Dout[i * d + j] = Dout[j * d + i];
+    } else {
+        ND_GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)d, (int)d, (int)d, 1, Q, (int)d, W, (int)d, 0, Dout,
+                (int)d);
+    }
     if (sv) {
         memcpy(sv + dd, lam, sizeof(ND_T) * (size_t)d);
         ND_T *slot = sv + (int64_t)(3 * n + 1) * dd;
@@ -401,15 +422,18 @@ static int nd_isqrt_use_eig(int64_t d, int n)
 #define ND_T float
 #define ND_F(name) nd_isqrt_##name##_f32
 #define ND_GEMM cblas_sgemm
+#define ND_SYRK cblas_ssyrk
 #define ND_LAPACK_SYEVD ssyevd_
 #include "isqrt.c"
 #undef ND_LAPACK_SYEVD
 #undef ND_T
 #undef ND_F
 #undef ND_GEMM
+#undef ND_SYRK
 #define ND_T double
 #define ND_F(name) nd_isqrt_##name##_f64
 #define ND_GEMM cblas_dgemm
+#define ND_SYRK cblas_dsyrk
 #define ND_LAPACK_SYEVD dsyevd_
 #include "isqrt.c"
 #undef ND_LAPACK_SYEVD
