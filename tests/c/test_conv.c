@@ -5,6 +5,7 @@
 
 #include "nd.h"
 #include "nd_cpu_nn.h"
+#include "fixtures.h"
 #include "nd_test.h"
 
 static nd_rng conv_rng;
@@ -12,10 +13,7 @@ static nd_rng conv_rng;
 /* A new tensor of uniform values in [-1, 1). */
 static nd_tensor conv_rand(nd_dtype dt, int ndim, const int64_t *size)
 {
-    nd_tensor t;
-    nd_tensor_new(&t, dt, ndim, size, nd_cpu_device(), 0);
-    nd_rng_fill_uniform(&conv_rng, &t, -1, 1);
-    return t;
+    return nd_fx_uniform(&conv_rng, dt, ndim, size, -1, 1);
 }
 
 /* A random tensor of the given shape that is NOT contiguous: variant 0 is a transposed H/W
@@ -36,31 +34,6 @@ static nd_tensor conv_rand_strided(nd_dtype dt, int ndim, const int64_t *size, i
         nd_tensor_narrow(&t, ndim - 1, 2, size[ndim - 1]);
     }
     return t;
-}
-
-static nd_tensor conv_zeros(nd_dtype dt, int ndim, const int64_t *size)
-{
-    nd_tensor t;
-    nd_tensor_new(&t, dt, ndim, size, nd_cpu_device(), 1);
-    return t;
-}
-
-/* max over elements of |a - b| / (1 + |b|), both read in row-major order. */
-static double conv_maxdiff(const nd_tensor *a, const nd_tensor *b)
-{
-    if (nd_tensor_numel(a) != nd_tensor_numel(b)) return 1e30;
-    nd_tensor x, y;
-    nd_tensor_clone(&x, a, ND_DTYPE_F64);
-    nd_tensor_clone(&y, b, ND_DTYPE_F64);
-    const double *p = nd_tensor_data(&x), *q = nd_tensor_data(&y);
-    double m = 0;
-    for (int64_t i = 0; i < nd_tensor_numel(&x); i++) {
-        double d = fabs(p[i] - q[i]) / (1 + fabs(q[i]));
-        if (!(d <= m)) m = d; /* NaN propagates */
-    }
-    nd_tensor_release(&x);
-    nd_tensor_release(&y);
-    return m;
 }
 
 typedef struct conv_case {
@@ -107,7 +80,7 @@ static void test_im2col_roundtrip(void)
             int64_t OH = nd_conv_out_size(c->H, c->kh, c->sh, c->ph, c->dh);
             int64_t OW = nd_conv_out_size(c->W, c->kw, c->sw, c->pw, c->dw);
             int64_t cs[2] = {c->C * c->kh * c->kw, c->N * OH * OW};
-            nd_tensor cols = conv_zeros(dt, 2, cs), y = conv_zeros(dt, 4, xs), expect = conv_zeros(dt, 4, xs);
+            nd_tensor cols = nd_fx_zeros(dt, 2, cs), y = nd_fx_zeros(dt, 4, xs), expect = nd_fx_zeros(dt, 4, xs);
             ND_CHECK_OK(nd_im2col_cpu(&cols, &x, &p));
             ND_CHECK_OK(nd_col2im_cpu(&y, &cols, &p));
             /* brute force: every (f, column) entry, and the overlap-weighted sum */
@@ -131,18 +104,18 @@ static void test_im2col_roundtrip(void)
                                     if (nd_nn_get(&cols, f * cs[1] + col) != v) bad++;
                                 }
             ND_CHECK(bad == 0);
-            ND_CHECK_NEAR(conv_maxdiff(&y, &expect), 0, dti ? 1e-12 : 1e-5);
+            ND_CHECK_NEAR(nd_fx_maxdiff(&y, &expect), 0, dti ? 1e-12 : 1e-5);
             /* 3-d input: the (C*kh*kw, OH*OW) layout of one image */
             nd_tensor x0, c0;
             nd_tensor_view_of(&x0, &x);
             nd_tensor_select(&x0, 0, c->N - 1);
             int64_t cs0[2] = {cs[0], OH * OW};
-            c0 = conv_zeros(dt, 2, cs0);
+            c0 = nd_fx_zeros(dt, 2, cs0);
             ND_CHECK_OK(nd_im2col_cpu(&c0, &x0, &p));
             nd_tensor tail;
             nd_tensor_view_of(&tail, &cols);
             nd_tensor_narrow(&tail, 1, (c->N - 1) * OH * OW, OH * OW);
-            ND_CHECK(conv_maxdiff(&c0, &tail) == 0);
+            ND_CHECK(nd_fx_maxdiff(&c0, &tail) == 0);
             nd_tensor_release(&tail);
             nd_tensor_release(&c0);
             nd_tensor_release(&x0);
@@ -172,23 +145,23 @@ static void test_forward_vs_ref(void)
             nd_tensor *bias = c->bias ? &b : NULL;
             for (int layout = 0; layout < 3; layout++) {
                 nd_tensor x = layout == 0 ? conv_rand(dt, 4, xs) : conv_rand_strided(dt, 4, xs, layout - 1);
-                nd_tensor ref = conv_zeros(dt, 4, os), out = conv_zeros(dt, 4, os);
+                nd_tensor ref = nd_fx_zeros(dt, 4, os), out = nd_fx_zeros(dt, 4, os);
                 ND_CHECK_OK(nd_conv2d_forward_ref_cpu(&ref, &x, &w, bias, &p));
                 ND_CHECK_OK(nd_conv2d_forward_cpu(&out, &x, &w, bias, &p));
-                ND_CHECK_NEAR(conv_maxdiff(&out, &ref), 0, tol);
+                ND_CHECK_NEAR(nd_fx_maxdiff(&out, &ref), 0, tol);
                 int64_t old = nd_conv_set_chunk_bytes(1); /* one image per chunk */
                 ND_CHECK_OK(nd_conv2d_forward_cpu(&out, &x, &w, bias, &p));
                 nd_conv_set_chunk_bytes(old);
-                ND_CHECK_NEAR(conv_maxdiff(&out, &ref), 0, tol);
+                ND_CHECK_NEAR(nd_fx_maxdiff(&out, &ref), 0, tol);
                 if (layout == 2) { /* 3-d input gives a 3-d output */
                     nd_tensor x0, r0, o0;
                     nd_tensor_view_of(&x0, &x);
                     nd_tensor_select(&x0, 0, 0);
                     nd_tensor_view_of(&r0, &ref);
                     nd_tensor_select(&r0, 0, 0);
-                    o0 = conv_zeros(dt, 3, os + 1);
+                    o0 = nd_fx_zeros(dt, 3, os + 1);
                     ND_CHECK_OK(nd_conv2d_forward_cpu(&o0, &x0, &w, bias, &p));
-                    ND_CHECK_NEAR(conv_maxdiff(&o0, &r0), 0, tol);
+                    ND_CHECK_NEAR(nd_fx_maxdiff(&o0, &r0), 0, tol);
                     nd_tensor_release(&x0);
                     nd_tensor_release(&r0);
                     nd_tensor_release(&o0);
@@ -202,10 +175,10 @@ static void test_forward_vs_ref(void)
             nd_tensor_view_of(&w2, &w);
             int64_t w2s[2] = {c->Cout, -1};
             nd_tensor_view(&w2, 2, w2s);
-            nd_tensor x = conv_rand(dt, 4, xs), ref = conv_zeros(dt, 4, os), out = conv_zeros(dt, 4, os);
+            nd_tensor x = conv_rand(dt, 4, xs), ref = nd_fx_zeros(dt, 4, os), out = nd_fx_zeros(dt, 4, os);
             ND_CHECK_OK(nd_conv2d_forward_ref_cpu(&ref, &x, &w, bias, &p));
             ND_CHECK_OK(nd_conv2d_forward_cpu(&out, &x, &w2, bias, &p));
-            ND_CHECK_NEAR(conv_maxdiff(&out, &ref), 0, tol);
+            ND_CHECK_NEAR(nd_fx_maxdiff(&out, &ref), 0, tol);
             nd_tensor_release(&w2);
             nd_tensor_release(&x);
             nd_tensor_release(&ref);
@@ -250,9 +223,9 @@ static void test_backward_vs_ref(void)
                     ND_CHECK_OK(nd_conv2d_backward_cpu(&gi, &gw, &gb, &x, &go, &w, 0.5, &p));
                 }
                 nd_conv_set_chunk_bytes(old);
-                ND_CHECK_NEAR(conv_maxdiff(&gi, &rgi), 0, tol);
-                ND_CHECK_NEAR(conv_maxdiff(&gw, &rgw), 0, tol * 10);
-                ND_CHECK_NEAR(conv_maxdiff(&gb, &rgb), 0, tol * 10);
+                ND_CHECK_NEAR(nd_fx_maxdiff(&gi, &rgi), 0, tol);
+                ND_CHECK_NEAR(nd_fx_maxdiff(&gw, &rgw), 0, tol * 10);
+                ND_CHECK_NEAR(nd_fx_maxdiff(&gb, &rgb), 0, tol * 10);
                 nd_tensor_release(&gi);
                 nd_tensor_release(&gw);
                 nd_tensor_release(&gb);
@@ -268,7 +241,7 @@ static void test_backward_vs_ref(void)
 static double conv_loss(const nd_tensor *x, const nd_tensor *w, const nd_tensor *b, const nd_tensor *R,
                         const nd_conv2d_params *p)
 {
-    nd_tensor out = conv_zeros(ND_DTYPE_F64, R->ndim, R->size);
+    nd_tensor out = nd_fx_zeros(ND_DTYPE_F64, R->ndim, R->size);
     nd_conv2d_forward_cpu(&out, x, w, b, p);
     const double *o = nd_tensor_data(&out), *r = nd_tensor_data(R);
     double s = 0;
@@ -311,7 +284,7 @@ static void test_backward_fd(void)
         nd_dtype dt = ND_DTYPE_F64;
         nd_tensor x = conv_rand(dt, 4, xs), w = conv_rand(dt, 4, ws), b = conv_rand(dt, 1, bs),
                   R = conv_rand(dt, 4, os);
-        nd_tensor gi = conv_zeros(dt, 4, xs), gw = conv_zeros(dt, 4, ws), gb = conv_zeros(dt, 1, bs);
+        nd_tensor gi = nd_fx_zeros(dt, 4, xs), gw = nd_fx_zeros(dt, 4, ws), gb = nd_fx_zeros(dt, 1, bs);
         ND_CHECK_OK(nd_conv2d_backward_cpu(&gi, &gw, &gb, &x, &R, &w, 1.0, &p));
         ND_CHECK_NEAR(conv_fd_check(&x, &gi, &x, &w, &b, &R, &p), 0, 1e-7);
         ND_CHECK_NEAR(conv_fd_check(&w, &gw, &x, &w, &b, &R, &p), 0, 1e-7);
@@ -337,26 +310,26 @@ static void test_parallel(void)
         int64_t os[4] = {c->N, c->Cout, OH, OW}, bs[1] = {c->Cout};
         nd_dtype dt = ND_DTYPE_F32;
         nd_tensor x = conv_rand(dt, 4, xs), w = conv_rand(dt, 4, ws), b = conv_rand(dt, 1, bs);
-        nd_tensor go = conv_rand(dt, 4, os), ref = conv_zeros(dt, 4, os);
+        nd_tensor go = conv_rand(dt, 4, os), ref = nd_fx_zeros(dt, 4, os);
         nd_tensor out[2], gi[2], gw[2], gb[2];
         ND_CHECK_OK(nd_conv2d_forward_ref_cpu(&ref, &x, &w, &b, &p));
         int old = nd_nn_set_parallel(0);
         for (int par = 0; par < 2; par++) {
             nd_nn_set_parallel(par);
             ND_CHECK(nd_nn_parallel() == par);
-            out[par] = conv_zeros(dt, 4, os);
-            gi[par] = conv_zeros(dt, 4, xs);
-            gw[par] = conv_zeros(dt, 4, ws);
-            gb[par] = conv_zeros(dt, 1, bs);
+            out[par] = nd_fx_zeros(dt, 4, os);
+            gi[par] = nd_fx_zeros(dt, 4, xs);
+            gw[par] = nd_fx_zeros(dt, 4, ws);
+            gb[par] = nd_fx_zeros(dt, 1, bs);
             ND_CHECK_OK(nd_conv2d_forward_cpu(&out[par], &x, &w, &b, &p));
             ND_CHECK_OK(nd_conv2d_backward_cpu(&gi[par], &gw[par], &gb[par], &x, &go, &w, 1.0, &p));
         }
         nd_nn_set_parallel(old);
-        ND_CHECK_NEAR(conv_maxdiff(&out[1], &ref), 0, 2e-5);
-        ND_CHECK(conv_maxdiff(&out[0], &out[1]) == 0);
-        ND_CHECK(conv_maxdiff(&gi[0], &gi[1]) == 0);
-        ND_CHECK(conv_maxdiff(&gw[0], &gw[1]) == 0);
-        ND_CHECK(conv_maxdiff(&gb[0], &gb[1]) == 0);
+        ND_CHECK_NEAR(nd_fx_maxdiff(&out[1], &ref), 0, 2e-5);
+        ND_CHECK(nd_fx_maxdiff(&out[0], &out[1]) == 0);
+        ND_CHECK(nd_fx_maxdiff(&gi[0], &gi[1]) == 0);
+        ND_CHECK(nd_fx_maxdiff(&gw[0], &gw[1]) == 0);
+        ND_CHECK(nd_fx_maxdiff(&gb[0], &gb[1]) == 0);
         nd_tensor *all[] = {&x, &w, &b, &go, &ref, &out[0], &out[1], &gi[0], &gi[1], &gw[0], &gw[1], &gb[0], &gb[1]};
         for (int i = 0; i < 13; i++)
             nd_tensor_release(all[i]);
@@ -368,7 +341,7 @@ static void test_errors(void)
     nd_conv2d_params p = {3, 3, 1, 1, 1, 1, 1, 1, 1};
     int64_t xs[4] = {2, 32, 6, 6}, ws[4] = {8, 64, 3, 3}, os[4] = {2, 8, 6, 6};
     nd_tensor x = conv_rand(ND_DTYPE_F32, 4, xs), w = conv_rand(ND_DTYPE_F32, 4, ws),
-              o = conv_zeros(ND_DTYPE_F32, 4, os);
+              o = nd_fx_zeros(ND_DTYPE_F32, 4, os);
     ND_CHECK(nd_conv2d_forward_cpu(&o, &x, &w, NULL, &p) == ND_ERR_SHAPE);
     ND_CHECK(strstr(nd_error_message(), "conv2d: expected input of 64 planes, got 32 (input 2x32x6x6") != NULL);
     nd_tensor_release(&w);

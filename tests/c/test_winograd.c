@@ -8,23 +8,14 @@
 
 #include "nd.h"
 #include "nd_cpu_nn.h"
+#include "fixtures.h"
 #include "nd_test.h"
 
 static nd_rng wg_rng;
 
 static nd_tensor wg_rand(nd_dtype dt, int ndim, const int64_t *size)
 {
-    nd_tensor t;
-    nd_tensor_new(&t, dt, ndim, size, nd_cpu_device(), 0);
-    nd_rng_fill_uniform(&wg_rng, &t, -1, 1);
-    return t;
-}
-
-static nd_tensor wg_zeros(nd_dtype dt, int ndim, const int64_t *size)
-{
-    nd_tensor t;
-    nd_tensor_new(&t, dt, ndim, size, nd_cpu_device(), 1);
-    return t;
+    return nd_fx_uniform(&wg_rng, dt, ndim, size, -1, 1);
 }
 
 /* A random (N,C,H,W) tensor viewed through a transpose of a (N,C,W,H) one: not contiguous. */
@@ -34,24 +25,6 @@ static nd_tensor wg_rand_strided(nd_dtype dt, const int64_t *size)
     nd_tensor t = wg_rand(dt, 4, s);
     nd_tensor_transpose(&t, 2, 3);
     return t;
-}
-
-/* max |a - b| / (1 + |b|) elementwise (row-major order of both). */
-static double wg_maxdiff(const nd_tensor *a, const nd_tensor *b)
-{
-    if (nd_tensor_numel(a) != nd_tensor_numel(b)) return 1e30;
-    nd_tensor x, y;
-    nd_tensor_clone(&x, a, ND_DTYPE_F64);
-    nd_tensor_clone(&y, b, ND_DTYPE_F64);
-    const double *p = nd_tensor_data(&x), *q = nd_tensor_data(&y);
-    double m = 0;
-    for (int64_t i = 0; i < nd_tensor_numel(&x); i++) {
-        double d = fabs(p[i] - q[i]) / (1 + fabs(q[i]));
-        if (!(d <= m)) m = d;
-    }
-    nd_tensor_release(&x);
-    nd_tensor_release(&y);
-    return m;
 }
 
 /* max |a - b| / max |b| (normwise). */
@@ -108,7 +81,7 @@ static void test_kernels_vs_ref(void)
             int64_t xs[4] = {c->N, c->C, c->H, c->W}, ws[4] = {c->Cout, c->C, 3, 3};
             int64_t os[4] = {c->N, c->Cout, OH, OW}, bs[1] = {c->Cout};
             nd_tensor x = wg_rand(dt, 4, xs), w = wg_rand(dt, 4, ws), b = wg_rand(dt, 1, bs), go = wg_rand(dt, 4, os);
-            nd_tensor ref = wg_zeros(dt, 4, os), rgi = wg_zeros(dt, 4, xs), rgw = wg_rand(dt, 4, ws);
+            nd_tensor ref = nd_fx_zeros(dt, 4, os), rgi = nd_fx_zeros(dt, 4, xs), rgw = wg_rand(dt, 4, ws);
             nd_tensor gw0;
             nd_tensor_clone(&gw0, &rgw, dt);
             ND_CHECK_OK(nd_conv2d_forward_ref_cpu(&ref, &x, &w, &b, &p));
@@ -133,9 +106,9 @@ static void test_kernels_vs_ref(void)
                     ND_CHECK_OK(nd_winograd_forward_f32(o, xd, wd, bd, 1, &g, scratch));
                     ND_CHECK_OK(nd_winograd_backward_f32(gid, gwd, xd, god, wd, 0.75, &g, scratch));
                 }
-                ND_CHECK_NEAR(wg_maxdiff(&out, &ref), 0, tol);
-                ND_CHECK_NEAR(wg_maxdiff(&gi, &rgi), 0, tol);
-                ND_CHECK_NEAR(wg_maxdiff(&gw, &rgw), 0, tol * 5);
+                ND_CHECK_NEAR(nd_fx_maxdiff(&out, &ref), 0, tol);
+                ND_CHECK_NEAR(nd_fx_maxdiff(&gi, &rgi), 0, tol);
+                ND_CHECK_NEAR(nd_fx_maxdiff(&gw, &rgw), 0, tol * 5);
                 free(scratch);
                 nd_tensor_release(&out);
                 nd_tensor_release(&gi);
@@ -167,7 +140,7 @@ static void test_dispatch_vs_ref(void)
                 int64_t os[4] = {c.N, c.Cout, OH, OW}, bs[1] = {c.Cout};
                 nd_tensor x = k % 2 ? wg_rand_strided(dt, xs) : wg_rand(dt, 4, xs), w = wg_rand(dt, 4, ws);
                 nd_tensor b = wg_rand(dt, 1, bs), go = k % 3 == 1 ? wg_rand_strided(dt, os) : wg_rand(dt, 4, os);
-                nd_tensor ref = wg_zeros(dt, 4, os), rgi = wg_zeros(dt, 4, xs), rgw = wg_rand(dt, 4, ws),
+                nd_tensor ref = nd_fx_zeros(dt, 4, os), rgi = nd_fx_zeros(dt, 4, xs), rgw = wg_rand(dt, 4, ws),
                           rgb = wg_rand(dt, 1, bs);
                 nd_tensor gw0, gb0;
                 nd_tensor_clone(&gw0, &rgw, dt);
@@ -181,12 +154,12 @@ static void test_dispatch_vs_ref(void)
                     nd_tensor_clone(&gb, &gb0, dt);
                     ND_CHECK_OK(nd_conv2d_forward_cpu(&out, &x, &w, mode == 1 ? NULL : &b, &p));
                     if (mode == 1) { /* no bias: compare against ref - bias */
-                        nd_tensor nb = wg_zeros(dt, 4, os);
+                        nd_tensor nb = nd_fx_zeros(dt, 4, os);
                         ND_CHECK_OK(nd_conv2d_forward_ref_cpu(&nb, &x, &w, NULL, &p));
-                        ND_CHECK_NEAR(wg_maxdiff(&out, &nb), 0, tol);
+                        ND_CHECK_NEAR(nd_fx_maxdiff(&out, &nb), 0, tol);
                         nd_tensor_release(&nb);
                     } else {
-                        ND_CHECK_NEAR(wg_maxdiff(&out, &ref), 0, tol);
+                        ND_CHECK_NEAR(nd_fx_maxdiff(&out, &ref), 0, tol);
                     }
                     if (mode == 0) {
                         ND_CHECK_OK(nd_conv2d_backward_input_cpu(&gi, &go, &w, &p));
@@ -195,9 +168,9 @@ static void test_dispatch_vs_ref(void)
                         ND_CHECK_OK(nd_conv2d_backward_cpu(&gi, &gw, &gb, &x, &go, &w, 0.5, &p));
                     }
                     nd_conv_set_chunk_bytes(old_chunk);
-                    ND_CHECK_NEAR(wg_maxdiff(&gi, &rgi), 0, tol);
-                    ND_CHECK_NEAR(wg_maxdiff(&gw, &rgw), 0, tol * 5);
-                    ND_CHECK_NEAR(wg_maxdiff(&gb, &rgb), 0, tol * 5);
+                    ND_CHECK_NEAR(nd_fx_maxdiff(&gi, &rgi), 0, tol);
+                    ND_CHECK_NEAR(nd_fx_maxdiff(&gw, &rgw), 0, tol * 5);
+                    ND_CHECK_NEAR(nd_fx_maxdiff(&gb, &rgb), 0, tol * 5);
                     nd_tensor *res[] = {&out, &gi, &gw, &gb};
                     for (int i = 0; i < 4; i++)
                         nd_tensor_release(res[i]);
@@ -208,9 +181,9 @@ static void test_dispatch_vs_ref(void)
                     nd_tensor_select(&x0, 0, 0);
                     nd_tensor_view_of(&r0, &ref);
                     nd_tensor_select(&r0, 0, 0);
-                    o0 = wg_zeros(dt, 3, os + 1);
+                    o0 = nd_fx_zeros(dt, 3, os + 1);
                     ND_CHECK_OK(nd_conv2d_forward_cpu(&o0, &x0, &w, &b, &p));
-                    ND_CHECK_NEAR(wg_maxdiff(&o0, &r0), 0, tol);
+                    ND_CHECK_NEAR(nd_fx_maxdiff(&o0, &r0), 0, tol);
                     nd_tensor *v[] = {&x0, &r0, &o0};
                     for (int i = 0; i < 3; i++)
                         nd_tensor_release(v[i]);
@@ -251,7 +224,7 @@ static void test_accuracy(void)
     int64_t xs[4] = {N, C, H, H}, ws[4] = {Cout, C, 3, 3}, os[4] = {N, Cout, H, H}, bs[1] = {Cout};
     nd_tensor x = wg_rand(ND_DTYPE_F64, 4, xs), w = wg_rand(ND_DTYPE_F64, 4, ws), b = wg_rand(ND_DTYPE_F64, 1, bs);
     nd_tensor go = wg_rand(ND_DTYPE_F64, 4, os);
-    nd_tensor r[3] = {wg_zeros(ND_DTYPE_F64, 4, os), wg_zeros(ND_DTYPE_F64, 4, xs), wg_zeros(ND_DTYPE_F64, 4, ws)};
+    nd_tensor r[3] = {nd_fx_zeros(ND_DTYPE_F64, 4, os), nd_fx_zeros(ND_DTYPE_F64, 4, xs), nd_fx_zeros(ND_DTYPE_F64, 4, ws)};
     const int old = nd_conv_set_winograd(ND_CONV_WINOGRAD_OFF);
     ND_CHECK_OK(nd_conv2d_forward_cpu(&r[0], &x, &w, &b, &p));
     ND_CHECK_OK(nd_conv2d_backward_cpu(&r[1], &r[2], NULL, &x, &go, &w, 1.0, &p));
@@ -263,7 +236,7 @@ static void test_accuracy(void)
     double err[2][3];
     for (int m = 0; m < 2; m++) {
         nd_conv_set_winograd(m ? ND_CONV_WINOGRAD_FORCE : ND_CONV_WINOGRAD_OFF);
-        nd_tensor f[3] = {wg_zeros(ND_DTYPE_F32, 4, os), wg_zeros(ND_DTYPE_F32, 4, xs), wg_zeros(ND_DTYPE_F32, 4, ws)};
+        nd_tensor f[3] = {nd_fx_zeros(ND_DTYPE_F32, 4, os), nd_fx_zeros(ND_DTYPE_F32, 4, xs), nd_fx_zeros(ND_DTYPE_F32, 4, ws)};
         ND_CHECK_OK(nd_conv2d_forward_cpu(&f[0], &xf, &wf, &bf, &p));
         ND_CHECK_OK(nd_conv2d_backward_cpu(&f[1], &f[2], NULL, &xf, &gof, &wf, 1.0, &p));
         for (int i = 0; i < 3; i++) {

@@ -15,20 +15,7 @@ local core = nd.core
 local FWD, BWD = P.FWD, P.BWD
 local host, gpu, num_close, variants = P.host, P.gpu, P.num_close, P.variants
 
--- max |a - b| / max |b| (either may be on the GPU). Note t:abs() works in place (Torch7).
-local function rel(a, b)
-  a = host(a):double()
-  b = host(b):double()
-  local scale = b:clone():abs():max()
-  if scale == 0 then scale = 1 end
-  return (a - b):abs():max() / scale
-end
-
-local function close(a, b, tol, what)
-  assert.are.same(core.size(b), core.size(a), what .. ': shapes differ')
-  local e = rel(a, b)
-  assert(e <= tol, string.format('%s: relative error %.3g > %.1g', what, e, tol))
-end
+local rel, close = P.rel, P.close
 
 local function on_gpu(t, what) assert(core.device(t) == 'cuda', what .. ' is not on the GPU') end
 

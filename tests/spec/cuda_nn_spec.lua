@@ -13,19 +13,7 @@ local core = nd.core
 local FWD, BWD = P.FWD, P.BWD
 local host, gpu, num_close, variants = P.host, P.gpu, P.num_close, P.variants
 
--- max |a - b| / max |b| (a may be on the GPU, b on the host).
-local function rel(a, b)
-  a = host(a):double()
-  b = b:double()
-  local scale = b:clone():abs():max() -- abs is in place (Torch7)
-  if scale == 0 then scale = 1 end
-  return (a - b):abs():max() / scale
-end
-
-local function close(a, b, tol, what)
-  local e = rel(a, b)
-  assert(e <= tol, string.format('%s: relative error %.3g > %.1g', what, e, tol))
-end
+local rel, close = P.rel, P.close
 
 -- Runs a module on both devices over the input variants: forward, then backward with the same
 -- gradOutput; compares output, gradInput and parameter gradients.

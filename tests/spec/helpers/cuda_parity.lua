@@ -1,6 +1,6 @@
 -- Shared pieces of the CPU/GPU parity specs (cuda_nn_spec.lua, cuda_deconv_spec.lua): whether a
--- GPU is usable (ok, why), the forward / backward tolerances, device moves, scalar comparison
--- and the contiguous / non-contiguous input variants. Loaded with
+-- GPU is usable (ok, why), the forward / backward tolerances, device moves, tensor and scalar
+-- comparison and the contiguous / non-contiguous input variants. Loaded with
 -- require('helpers.cuda_parity') (tests/spec is on the path of busted (.busted) and of
 -- scripts/spec_runner.lua).
 local nd = require('nd')
@@ -19,6 +19,25 @@ function M.gpu(t) return t:cuda() end
 function M.num_close(a, b, tol, what)
   local e = math.abs(a - b) / math.max(math.abs(b), 1e-12)
   assert(e <= tol, string.format('%s: %.9g vs %.9g (relative error %.3g > %.1g)', what, a, b, e, tol))
+end
+
+-- max |a - b| / max |b| over the tensor (either may be on the GPU). t:abs() works in place (Torch7).
+function M.rel(a, b)
+  a = M.host(a):double()
+  b = M.host(b):double()
+  local scale = b:clone():abs():max()
+  if scale == 0 then scale = 1 end
+  return (a - b):abs():max() / scale
+end
+
+-- Same shape and M.rel(a, b) <= tol, or an error naming `what`.
+function M.close(a, b, tol, what)
+  local sa, sb = nd.core.size(a), nd.core.size(b)
+  local same = #sa == #sb
+  for i = 1, #sb do same = same and sa[i] == sb[i] end
+  assert(same, string.format('%s: shapes differ (%s vs %s)', what, table.concat(sa, 'x'), table.concat(sb, 'x')))
+  local e = M.rel(a, b)
+  assert(e <= tol, string.format('%s: relative error %.3g > %.1g', what, e, tol))
 end
 
 -- The CPU input and a non-contiguous view with the same values (a transposed copy, transposed
