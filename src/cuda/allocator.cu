@@ -76,6 +76,9 @@ static void nd_release_cached_locked(int d)
         if (!switched) {
             cudaGetDevice(&prev);
             if (prev != d) cudaSetDevice(d);
+            /* a cached block may still be read by queued work (freed right after queuing): wait
+             * for it explicitly rather than rely on cudaFree's implicit synchronisation */
+            if (cudaDeviceSynchronize() != cudaSuccess) cudaGetLastError();
             switched = 1;
         }
         int64_t rounded = nd_class_bytes(k);

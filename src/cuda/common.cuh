@@ -8,6 +8,8 @@
 #include <cudnn.h>
 #include <stdint.h>
 
+#include <type_traits>
+
 #include "nd.h"
 #include "nd_cuda.h"
 
@@ -118,6 +120,24 @@ static __host__ __device__ __forceinline__ int64_t nd_cuda_offset(const nd_cuda_
         i = q;
     }
     return off + i * l.stride[0];
+}
+
+/* Element conversion S -> D with the CPU's result where a C cast is undefined (and the GPU's cvt
+ * saturates): a float to int64 truncates toward zero, NaN gives 0, out of range saturates; a float
+ * to uint8 keeps the low 8 bits of that int64 (-1.0 -> 255, as nd_tensor_copy gives on x86).
+ * Every other pair is a plain cast. */
+template <typename D, typename S> static __host__ __device__ __forceinline__ D nd_cuda_cast(S v)
+{
+    if constexpr (std::is_floating_point<S>::value && !std::is_floating_point<D>::value) {
+        double x = (double)v;
+        int64_t i = x != x                             ? 0
+                    : x >= 9223372036854775807.0      ? INT64_MAX
+                    : x <= -9223372036854775808.0     ? INT64_MIN
+                                                      : (int64_t)x;
+        return (D)(uint64_t)i;
+    } else {
+        return (D)v;
+    }
 }
 
 /* ---- device selection ---- */

@@ -182,11 +182,15 @@ static cudnnMathType_t nd_cn_plan_math(const nd_cn_plan *pl)
     return (pl->dt == ND_DTYPE_F64 || pl->tf32) ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
 }
 
-/* Picks the first usable result of a Find/Get list (sorted fastest first). */
-template <typename P> static int nd_cn_pick(const P *r, int n)
+/* Picks the first usable result of a Find/Get list (sorted fastest first); strict float32
+ * prefers a result measured with FMA math (the caller forces that math type in any case). */
+template <typename P> static int nd_cn_pick(const P *r, int n, int strict)
 {
-    for (int i = 0; i < n; i++)
-        if (r[i].status == CUDNN_STATUS_SUCCESS && r[i].memory <= ND_CN_CONV_WS_MAX) return i;
+    for (int pass = strict ? 0 : 1; pass < 2; pass++)
+        for (int i = 0; i < n; i++)
+            if (r[i].status == CUDNN_STATUS_SUCCESS && r[i].memory <= ND_CN_CONV_WS_MAX &&
+                (pass == 1 || r[i].mathType == CUDNN_FMA_MATH))
+                return i;
     return -1;
 }
 
@@ -198,6 +202,8 @@ static nd_status nd_cn_plan_algo(const char *op, nd_cn_plan *pl, int dir)
     ND_TRY(nd_cuda_cudnn(&h));
     ND_CUDNN_TRY(cudnnSetConvolutionMathType(pl->conv, nd_cn_plan_math(pl)));
     const int find = nd_cn_find;
+    /* strict fp32: Find / Get may still list tensor-op (TF32) variants; never take their math */
+    const int strict = nd_cn_plan_math(pl) == CUDNN_FMA_MATH;
     int n = 0, k = -1;
     cudnnStatus_t cs;
     if (dir == ND_CN_FWD) {
@@ -206,9 +212,9 @@ static nd_status nd_cn_plan_algo(const char *op, nd_cn_plan *pl, int dir)
                                                          CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, r)
                   : cudnnGetConvolutionForwardAlgorithm_v7(h, pl->x, pl->w, pl->conv, pl->y,
                                                            CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, r);
-        if (cs == CUDNN_STATUS_SUCCESS && (k = nd_cn_pick(r, n)) >= 0) {
+        if (cs == CUDNN_STATUS_SUCCESS && (k = nd_cn_pick(r, n, strict)) >= 0) {
             pl->algo[dir] = r[k].algo;
-            pl->math[dir] = r[k].mathType;
+            pl->math[dir] = strict ? CUDNN_FMA_MATH : r[k].mathType;
             ND_CUDNN_TRY(cudnnSetConvolutionMathType(pl->conv, pl->math[dir]));
             cs = cudnnGetConvolutionForwardWorkspaceSize(h, pl->x, pl->w, pl->conv, pl->y, r[k].algo, &pl->ws[dir]);
         }
@@ -218,9 +224,9 @@ static nd_status nd_cn_plan_algo(const char *op, nd_cn_plan *pl, int dir)
                                                               CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &n, r)
                   : cudnnGetConvolutionBackwardDataAlgorithm_v7(h, pl->w, pl->y, pl->conv, pl->x,
                                                                 CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &n, r);
-        if (cs == CUDNN_STATUS_SUCCESS && (k = nd_cn_pick(r, n)) >= 0) {
+        if (cs == CUDNN_STATUS_SUCCESS && (k = nd_cn_pick(r, n, strict)) >= 0) {
             pl->algo[dir] = r[k].algo;
-            pl->math[dir] = r[k].mathType;
+            pl->math[dir] = strict ? CUDNN_FMA_MATH : r[k].mathType;
             ND_CUDNN_TRY(cudnnSetConvolutionMathType(pl->conv, pl->math[dir]));
             cs =
                 cudnnGetConvolutionBackwardDataWorkspaceSize(h, pl->w, pl->y, pl->conv, pl->x, r[k].algo, &pl->ws[dir]);
@@ -231,9 +237,9 @@ static nd_status nd_cn_plan_algo(const char *op, nd_cn_plan *pl, int dir)
                                                                 CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &n, r)
                   : cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, pl->x, pl->y, pl->conv, pl->w,
                                                                   CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &n, r);
-        if (cs == CUDNN_STATUS_SUCCESS && (k = nd_cn_pick(r, n)) >= 0) {
+        if (cs == CUDNN_STATUS_SUCCESS && (k = nd_cn_pick(r, n, strict)) >= 0) {
             pl->algo[dir] = r[k].algo;
-            pl->math[dir] = r[k].mathType;
+            pl->math[dir] = strict ? CUDNN_FMA_MATH : r[k].mathType;
             ND_CUDNN_TRY(cudnnSetConvolutionMathType(pl->conv, pl->math[dir]));
             cs = cudnnGetConvolutionBackwardFilterWorkspaceSize(h, pl->x, pl->y, pl->conv, pl->w, r[k].algo,
                                                                 &pl->ws[dir]);

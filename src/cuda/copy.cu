@@ -6,6 +6,7 @@
  * (cudaMemcpyAsync); strides and conversions are done on the GPU around them, except that a
  * strided host source is first packed on the host (into pinned staging memory when available)
  * and a strided host destination is unpacked on the host after the transfer. */
+#include <math.h>
 #include <string.h>
 
 #include "common.cuh"
@@ -18,7 +19,7 @@ __global__ void nd_copy_kernel(D *__restrict__ dst, nd_cuda_layout dl, const S *
 {
     int64_t step = (int64_t)blockDim.x * gridDim.x;
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += step)
-        dst[nd_cuda_offset(dl, i)] = (D)src[nd_cuda_offset(sl, i)];
+        dst[nd_cuda_offset(dl, i)] = nd_cuda_cast<D>(src[nd_cuda_offset(sl, i)]);
 }
 
 /* Both dense: the common case (dtype conversion of contiguous tensors). */
@@ -26,7 +27,7 @@ template <typename D, typename S>
 __global__ void nd_convert_kernel(D *__restrict__ dst, const S *__restrict__ src, int64_t n)
 {
     int64_t step = (int64_t)blockDim.x * gridDim.x;
-    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += step) dst[i] = (D)src[i];
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += step) dst[i] = nd_cuda_cast<D>(src[i]);
 }
 
 template <typename D>
@@ -265,8 +266,9 @@ static nd_status nd_copy_peer(nd_tensor *dst, const nd_tensor *src, int64_t n)
     nd_status st = nd_tensor_new(&a, dst->dtype, 1, size, sd, 0);
     if (st == ND_OK) st = nd_copy_raw(nd_tensor_data(&a), a.dtype, nd_dense_layout(n), nd_tensor_data(src), src->dtype,
                                       nd_cuda_layout_of(src), n);
-    if (st == ND_OK && cudaStreamSynchronize(nd_cuda_stream()) != cudaSuccess)
-        st = ND_ERROR(ND_ERR_DEVICE, "copy cuda:%d -> cuda:%d: %s", sd.index, dd.index, cudaGetErrorString(cudaGetLastError()));
+    cudaError_t se = st == ND_OK ? cudaStreamSynchronize(nd_cuda_stream()) : cudaSuccess;
+    if (se != cudaSuccess)
+        st = ND_ERROR(ND_ERR_DEVICE, "copy cuda:%d -> cuda:%d: %s", sd.index, dd.index, cudaGetErrorString(se));
     nd_cuda_device_enter(dd.index);
     if (st == ND_OK) st = nd_tensor_new(&b, dst->dtype, 1, size, dd, 0);
     if (st == ND_OK) {
@@ -329,15 +331,15 @@ extern "C" nd_status nd_fill_cuda(nd_tensor *t, double value)
     if (dv.type != ND_DEVICE_CUDA) return ND_ERROR(ND_ERR_DEVICE, "fill: expected a CUDA tensor, got a CPU one");
     int prev = nd_cuda_device_enter(dv.index);
     nd_status st;
-    if (value == 0.0 && nd_tensor_is_contiguous(t)) {
+    if (value == 0.0 && !signbit(value) && nd_tensor_is_contiguous(t)) { /* -0.0 keeps its sign */
         cudaError_t e = cudaMemsetAsync(nd_tensor_data(t), 0, (size_t)n * nd_dtype_size(t->dtype), nd_cuda_stream());
         st = e == cudaSuccess ? ND_OK : ND_ERROR(ND_ERR_DEVICE, "fill: %s", cudaGetErrorString(e));
     } else {
         switch (t->dtype) {
         case ND_DTYPE_F32: st = nd_fill_typed<float>(t, (float)value, n); break;
         case ND_DTYPE_F64: st = nd_fill_typed<double>(t, value, n); break;
-        case ND_DTYPE_I64: st = nd_fill_typed<int64_t>(t, (int64_t)value, n); break;
-        case ND_DTYPE_U8: st = nd_fill_typed<uint8_t>(t, (uint8_t)value, n); break;
+        case ND_DTYPE_I64: st = nd_fill_typed<int64_t>(t, nd_cuda_cast<int64_t>(value), n); break; /* as nd_fill_cpu */
+        case ND_DTYPE_U8: st = nd_fill_typed<uint8_t>(t, nd_cuda_cast<uint8_t>(value), n); break;
         default: st = ND_ERROR(ND_ERR_DTYPE, "fill: unknown dtype %d", (int)t->dtype);
         }
     }

@@ -37,10 +37,10 @@ extern "C" nd_status nd_cuda_math_prepare_out(const char *op, nd_tensor *out, in
         return nd_tensor_new(out, out->dtype, ndim, size, dev, 0);
     }
     nd_device od = nd_tensor_device(out);
-    if (od.type != ND_DEVICE_CUDA || od.index != dev.index)
-        return ND_ERROR(ND_ERR_DEVICE, "%s: the result is on %s%d, the inputs on cuda:%d", op,
-                        od.type == ND_DEVICE_CUDA ? "cuda:" : "the CPU (", od.type == ND_DEVICE_CUDA ? od.index : 0,
-                        dev.index);
+    if (od.type != ND_DEVICE_CUDA)
+        return ND_ERROR(ND_ERR_DEVICE, "%s: the result is on the CPU, the inputs on cuda:%d", op, dev.index);
+    if (od.index != dev.index)
+        return ND_ERROR(ND_ERR_DEVICE, "%s: the result is on cuda:%d, the inputs on cuda:%d", op, od.index, dev.index);
     nd_tensor want;
     nd_tensor_init_empty(&want, out->dtype);
     want.ndim = ndim;

@@ -91,7 +91,7 @@ __global__ void nd_rand_kernel(D *__restrict__ out, nd_cuda_layout l, int64_t n,
         } else {
             v = u < p1 ? 1.0 : 0.0;
         }
-        D d = (D)v;
+        D d = nd_cuda_cast<D>(v); /* integer dtypes: truncated, uint8 wrapping, as on the CPU */
         if (kind == ND_RAND_UNIFORM && sizeof(D) == 4 && (double)d >= p2 && p2 > p1) d = (D)p1; /* float rounding to b */
         out[nd_cuda_offset(l, i)] = d;
     }

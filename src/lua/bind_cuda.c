@@ -91,7 +91,7 @@ static int l_cuda_set_device(lua_State *L)
     return 0;
 }
 
-/* The calls below are harmless no-ops when there is no GPU (synchronize, memory, empty cache and
+/* The calls below are harmless no-ops when there is no GPU (synchronize, memory, empty cache, RNG state and
  * seeding have nothing to do), so scripts can call them unconditionally. */
 static int l_cuda_synchronize(lua_State *L)
 {
@@ -158,7 +158,8 @@ static int l_cuda_rng_state(lua_State *L)
 static int l_cuda_set_rng_state(lua_State *L)
 {
     lua_Integer seed = luaL_checkinteger(L, 1), off = luaL_checkinteger(L, 2);
-    nd_lua_cuda_init(L);
+    const char *why;
+    if (!nd_lua_cuda_ready(&why)) return 0; /* no GPU: nothing to restore (cuda_rng_state gave 0, 0) */
     ND_CUDA_FN(L, "cuda_set_rng_state", nd_cuda_rng_set_state)((uint64_t)seed, (uint64_t)off);
     return 0;
 }

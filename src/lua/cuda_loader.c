@@ -29,6 +29,13 @@ static void nd_cuda_plugin_path(char *out, size_t n)
     Dl_info info;
     char self[PATH_MAX] = ".";
     if (dladdr((void *)nd_cuda_plugin_path, &info) && info.dli_fname) snprintf(self, sizeof self, "%s", info.dli_fname);
+    /* inside the nd executable dli_fname is argv[0] ("nd" found on PATH, "./nd" run from bin/):
+     * its directory says nothing, the executable's real path does */
+    size_t sl = strlen(self);
+    if (sl < 3 || strcmp(self + sl - 3, ".so") != 0) {
+        ssize_t k = readlink("/proc/self/exe", self, sizeof self - 1);
+        if (k > 0) self[k] = 0;
+    }
     char *dir = dirname(self); /* build/lib/nd (core.so) or build/bin (nd) */
     size_t len = strlen(dir);
     if (len >= 4 && strcmp(dir + len - 4, "/bin") == 0)
