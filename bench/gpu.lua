@@ -5,7 +5,9 @@
 -- the authors' PyTorch code on an H200 (../shared/docs/targets.md) with the DC/BN time ratio
 -- (target <= 1.3) and our DC speed over theirs (target >= 5x).
 -- Usage: build/bin/nd bench/gpu.lua [--models vgg11,resnet18,resnet50,densenet121] [--batch 128]
---          [--steps 20] [--warm 5] [--budget 60] [--infer 0] [--tsv results.tsv]
+--          [--steps 20] [--warm 5] [--budget 60] [--infer 0] [--tsv results.tsv] [--tf32 vgg11]
+-- --tf32 lists models also run as 'dc+tf32': deconvolution with TF32 tensor-core products in its
+-- statistics, Newton-Schulz and folding (nd.cuda.tf32; the default rows use strict float32 there).
 -- --budget caps the seconds spent per model and norm (fewer timed steps when slow; at least 3).
 -- A model that fails (a missing CUDA kernel, out of memory) prints its error and the run goes on.
 local nd = require('nd')
@@ -14,7 +16,7 @@ local optim = require('optim')
 local bench = require('bench.common')
 
 local o = bench.options({models = 'vgg11,resnet18,resnet50,densenet121', batch = 128, steps = 20, warm = 5,
-                         budget = 60, infer = 0, tsv = ''})
+                         budget = 60, infer = 0, tsv = '', tf32 = 'vgg11'})
 
 local ok, why = nd.cuda.available()
 if not ok then
@@ -59,7 +61,8 @@ end
 local x = nd.randn(o.batch, 3, 32, 32):cuda()
 local y = nd.LongTensor(o.batch):random(1, 10):cuda()
 
-local function run(name, norm)
+local function run(name, norm, tf32)
+  local tf32_was = nd.cuda.tf32(tf32 or false)
   nd.manualSeed(0)
   local model = require('models')(name, {norm = norm, classes = 10, inputGrad = false}):cuda()
   local crit = nn.CrossEntropyCriterion():cuda()
@@ -88,6 +91,7 @@ local function run(name, norm)
   collectgarbage()
   nd.cuda.emptyCache()
   nd.cuda.resetPeak()
+  nd.cuda.tf32(tf32_was)
   return r
 end
 
@@ -96,11 +100,18 @@ if tsv then tsv:write('model\tnorm\ttrain_img_s\tanchor_img_s\tinfer_img_s\tstep
 print(string.format('%-12s %-7s %10s %10s %8s %10s %9s %s', 'model', 'norm', 'img/s', 'authors', 'x them',
   'infer/s', 'peak MiB', 'note'))
 local summary = {}
+local with_tf32 = {}
+for name in tostring(o.tf32):gmatch('[^,]+') do with_tf32[name] = true end
 for name in tostring(o.models):gmatch('[^,]+') do
   local res = {}
-  for _, norm in ipairs {'bn', 'deconv'} do
-    local okr, r = pcall(run, name, norm)
+  local rows = {{'bn', 'bn'}, {'deconv', 'deconv'}}
+  if with_tf32[name] then rows[3] = {'dc+tf32', 'deconv', true} end
+  for _, row in ipairs(rows) do
+    local norm = row[1]
+    local okr, r = pcall(run, name, row[2], row[3])
+    if not okr then nd.cuda.tf32(false) end
     local a = anchors[name] or {}
+    a[norm] = a[norm] or a[row[2]]
     if okr then
       res[norm] = r
       print(string.format('%-12s %-7s %10.0f %10s %7.2fx %10s %9.0f %s', name, norm, r.train,
@@ -124,6 +135,11 @@ for name in tostring(o.models):gmatch('[^,]+') do
     summary[#summary + 1] = string.format('%-12s DC/BN time ratio %.2f (target <= 1.3; authors %.1f)', name, ratio,
       anchors[name] and anchors[name].bn / anchors[name].deconv or 0)
     print(summary[#summary])
+    if res['dc+tf32'] then
+      summary[#summary + 1] = string.format('%-12s DC/BN time ratio %.2f with TF32 Deconv products', name,
+        res.bn.train / res['dc+tf32'].train)
+      print(summary[#summary])
+    end
   end
 end
 if tsv then tsv:close() end

@@ -16,6 +16,11 @@
 --   nd.cuda.resetPeak()
 --   nd.cuda.manualSeed(s)     seeds the GPU generator (nd.manualSeed seeds both)
 --   nd.cuda.getRNGState(), nd.cuda.setRNGState(state)
+--   nd.cuda.tf32([on])        -> the previous setting (false without a GPU); with on, switches TF32
+--                                 tensor cores for float32 cuBLAS products: nd.mm and friends, and
+--                                 Deconv's statistics, Newton-Schulz and folding products. Off by
+--                                 default (strict float32; ND_CUDA_TF32=1 at start turns it on).
+--                                 cuDNN convolutions have their own switch (ND_CUDNN_TF32=0: off).
 --
 -- Element access on a GPU tensor (t[i], t[{i, j}] = v, :totable(), printing) copies through the
 -- host: correct but slow (one transfer and synchronisation per call); use it for inspection.
@@ -48,6 +53,10 @@ return function(nd, Tensor, core)
     return {seed = seed, offset = offset}
   end
   function cuda.setRNGState(st) core.cuda_set_rng_state(st.seed, st.offset) end
+  function cuda.tf32(on)
+    if not core.cuda_available() then return false end
+    return core.cudatf32(on)
+  end
 
   -- nd.manualSeed seeds the GPU generator too, so one seed fixes a whole run.
   local cpu_seed = nd.manualSeed

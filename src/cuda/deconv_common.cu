@@ -4,6 +4,7 @@
 #include <math.h>
 
 #include "deconv_common.cuh"
+#include "nd_cuda_math.h"
 
 extern "C" nd_status nd_dc_alloc_(void **p, int64_t nbytes)
 {
@@ -60,7 +61,13 @@ extern "C" nd_status nd_dc_gemm_(nd_dtype dt, int ta, int tb, int64_t m, int64_t
     const cublasOperation_t oa = tb ? CUBLAS_OP_T : CUBLAS_OP_N, ob = ta ? CUBLAS_OP_T : CUBLAS_OP_N;
     const int M = (int)n, N = (int)m, K = (int)(k > 0 ? k : 0);
     cublasStatus_t r;
-    if (dt == ND_DTYPE_F32) {
+    if (dt == ND_DTYPE_F32 && nd_cuda_get_tf32()) { /* core.cudatf32(true) / ND_CUDA_TF32=1: tensor cores */
+        const float a = (float)alpha, b = (float)beta;
+        r = cublasGemmStridedBatchedEx(h, oa, ob, M, N, K, &a, B, CUDA_R_32F, (int)ldb, batch == 1 ? 0 : sB, A,
+                                       CUDA_R_32F, (int)lda, batch == 1 ? 0 : sA, &b, C, CUDA_R_32F, (int)ldc,
+                                       batch == 1 ? 0 : sC, (int)batch, CUBLAS_COMPUTE_32F_FAST_TF32,
+                                       CUBLAS_GEMM_DEFAULT);
+    } else if (dt == ND_DTYPE_F32) {
         const float a = (float)alpha, b = (float)beta;
         if (batch == 1)
             r = cublasSgemm(h, oa, ob, M, N, K, &a, (const float *)B, (int)ldb, (const float *)A, (int)lda, &b,

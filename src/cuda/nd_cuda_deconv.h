@@ -16,7 +16,9 @@
  * - precision: reductions (means, Frobenius norms, dot products, bias corrections, leftover
  *   statistics) accumulate in double; the Gram matrices X^T X are float32 cuBLAS products of
  *   centred row chunks of at most ND_DECONV_CHUNK rows, the chunks summed in double (the CPU
- *   scheme); every cuBLAS call runs in CUBLAS_DEFAULT_MATH (no TF32);
+ *   scheme); every cuBLAS call runs in CUBLAS_DEFAULT_MATH (no TF32) unless TF32 products are
+ *   switched on (nd_cuda_set_tf32, core.cudatf32, ND_CUDA_TF32=1: then the float32 statistics,
+ *   Newton-Schulz and folding products use TF32 tensor cores, an experiment for speed);
  * - isqrt always evaluates the iterate products (the CPU may take its eigen-basis path for
  *   large d: same function up to rounding). Its `saved` has the CPU's shape and the layout of
  *   the CPU's iterate path; it is only meant to be passed back to nd_isqrt_backward_cuda.
