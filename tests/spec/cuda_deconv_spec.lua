@@ -4,8 +4,9 @@
 -- stride 1 and 2 with strided blocks, 1x1, groups, no bias, 3-d input, freeze), nn.DeconvLinear
 -- and nn.ChannelDeconv (leftover channels, 2-d and 4-d) in training and evaluation, on
 -- contiguous and non-contiguous inputs: forward within 1e-4, backward within 1e-3 (relative:
--- max |gpu - cpu| / max |cpu|). Convolutions run in strict fp32 (TF32 off). Pending with the
--- reason when there is no usable GPU.
+-- max |gpu - cpu| / max |cpu|). Convolutions run in strict fp32 (TF32 off); one spec checks the
+-- TF32 product switch (nd.cuda.tf32) at looser tolerances. Pending with the reason when there is
+-- no usable GPU.
 local nd = require('nd')
 local nn = require('nn')
 
@@ -272,6 +273,20 @@ describe('CUDA deconvolution parity', function()
         num_close(mg.runningVar, m.runningVar, FWD, c[1] .. ' runningVar')
         assert.are.equal(m.numBatchesTracked, mg.numBatchesTracked)
       end
+    end)
+
+    it('Deconv with TF32 products (nd.cuda.tf32, the speed experiment): close to strict float32', function()
+      local m = nn.Deconv(64, 32, 3, 3, 1, 1, 1, 1) -- F = 576 as in VGG; 1152 sampled rows
+      local mg = m:clone():cuda()
+      local x, go = nd.randn(32, 64, 16, 16), nd.randn(32, 32, 16, 16)
+      local was = nd.cuda.tf32(true)
+      local okc, err = pcall(function()
+        close(mg:forward(gpu(x)), m:forward(x), 2e-2, 'tf32 forward')
+        close(mg:backward(gpu(x), gpu(go)), m:backward(x, go), 5e-2, 'tf32 gradInput')
+      end)
+      nd.cuda.tf32(was)
+      assert(okc, err)
+      assert.is_false(nd.cuda.tf32(), 'the TF32 switch is restored')
     end)
 
     it('a small deconvolution net trains the same few steps on both devices', function()
