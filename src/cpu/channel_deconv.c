@@ -284,14 +284,7 @@ nd_status nd_channel_deconv_apply_cpu(nd_tensor *y, const nd_tensor *x, const nd
     const char *op = "channel_deconv_apply";
     nd_cd_dims d;
     char sh[ND_SHAPE_STR_MAX];
-    ND_TRY(nd_deconv_check_float_(op, "D", D, -1));
-    if (D->ndim != 2 || D->size[0] != D->size[1])
-        return ND_ERROR(ND_ERR_SHAPE, "%s: expected a square D, got %s", op, nd_tensor_shape_str(D, sh, sizeof sh));
-    const int64_t B = D->size[0], bs[1] = {B};
-    ND_TRY(nd_cd_dims_of(op, &d, x, B, 1));
-    ND_TRY(nd_deconv_check_float_(op, "D", D, (int)x->dtype));
-    ND_TRY(nd_deconv_check_float_(op, "mean1", mean1, (int)x->dtype));
-    ND_TRY(nd_deconv_check_shape_(op, "mean1", mean1, 1, bs));
+    ND_TRY(nd_cd_check_apply(ND_DEVICE_CPU, op, &d, x, mean1, D));
     ND_TRY(nd_deconv_prepare_out_(op, "y", y, x->dtype, x->ndim, x->size));
     const nd_tensor *src[3] = {x, mean1, D};
     nd_tensor t[3];

@@ -442,37 +442,12 @@ nd_status nd_deconv_col2im_cpu(nd_tensor *Gx, const nd_tensor *GX, const nd_deco
 
 /* ---- statistics ---- */
 
-/* X (M, ng*F): sets M and F. */
-static nd_status nd_deconv_check_X(const char *op, const nd_tensor *X, int64_t groups, int64_t *M, int64_t *F)
-{
-    char s[ND_SHAPE_STR_MAX];
-    ND_TRY(nd_deconv_check_float_(op, "X", X, -1));
-    if (groups < 1 || X->ndim != 2 || X->size[1] % groups != 0 || X->size[0] < 1 || X->size[1] < groups)
-        return ND_ERROR(ND_ERR_SHAPE, "%s: expected X of shape (M, groups*F) with M >= 1, got %s (groups %lld)", op,
-                        nd_tensor_shape_str(X, s, sizeof s), (long long)groups);
-    *M = X->size[0];
-    *F = X->size[1] / groups;
-    return ND_OK;
-}
-
-/* Shape of C / D for `groups` matrices of F x F. */
-static int nd_deconv_cov_shape(int64_t groups, int64_t F, int64_t *size)
-{
-    if (groups == 1) {
-        size[0] = size[1] = F;
-        return 2;
-    }
-    size[0] = groups;
-    size[1] = size[2] = F;
-    return 3;
-}
-
 nd_status nd_deconv_cov_forward_cpu(nd_tensor *mu, nd_tensor *C, const nd_tensor *X, int64_t groups, double eps)
 {
     const char *op = "deconv_cov";
     int64_t M, F, csize[3], msize[1];
     char s[ND_SHAPE_STR_MAX];
-    ND_TRY(nd_deconv_check_X(op, X, groups, &M, &F));
+    ND_TRY(nd_deconv_check_X(ND_DEVICE_CPU, op, X, groups, &M, &F));
     msize[0] = groups * F;
     int cdim = nd_deconv_cov_shape(groups, F, csize);
     ND_TRY(nd_deconv_prepare_out_(op, "mu", mu, X->dtype, 1, msize));
@@ -492,7 +467,7 @@ nd_status nd_deconv_cov_backward_cpu(nd_tensor *GX, const nd_tensor *GC, const n
     const char *op = "deconv_cov_backward";
     int64_t M, F, csize[3], msize[1];
     char s[ND_SHAPE_STR_MAX];
-    ND_TRY(nd_deconv_check_X(op, X, groups, &M, &F));
+    ND_TRY(nd_deconv_check_X(ND_DEVICE_CPU, op, X, groups, &M, &F));
     msize[0] = groups * F;
     int cdim = nd_deconv_cov_shape(groups, F, csize);
     ND_TRY(nd_deconv_check_float_(op, "GC", GC, (int)X->dtype));

@@ -112,3 +112,41 @@ nd_status nd_deconv_check_fold(nd_device_type dev, const char *op, nd_fold_dims 
     f->G = f->K / f->F;
     return ND_OK;
 }
+
+nd_status nd_deconv_check_X(nd_device_type dev, const char *op, const nd_tensor *X, int64_t groups, int64_t *M,
+                            int64_t *F)
+{
+    char s[ND_SHAPE_STR_MAX];
+    ND_TRY(nd_deconv_check_float_on(dev, op, "X", X, -1));
+    if (groups < 1 || X->ndim != 2 || X->size[1] % groups != 0 || X->size[0] < 1 || X->size[1] < groups)
+        return ND_ERROR(ND_ERR_SHAPE, "%s: expected X of shape (M, groups*F) with M >= 1, got %s (groups %lld)", op,
+                        nd_tensor_shape_str(X, s, sizeof s), (long long)groups);
+    *M = X->size[0];
+    *F = X->size[1] / groups;
+    return ND_OK;
+}
+
+int nd_deconv_cov_shape(int64_t groups, int64_t F, int64_t *size)
+{
+    if (groups == 1) {
+        size[0] = size[1] = F;
+        return 2;
+    }
+    size[0] = groups;
+    size[1] = size[2] = F;
+    return 3;
+}
+
+nd_status nd_cd_check_apply(nd_device_type dev, const char *op, nd_cd_dims *d, const nd_tensor *x,
+                            const nd_tensor *mean1, const nd_tensor *D)
+{
+    char sh[ND_SHAPE_STR_MAX];
+    ND_TRY(nd_deconv_check_float_on(dev, op, "D", D, -1));
+    if (D->ndim != 2 || D->size[0] != D->size[1])
+        return ND_ERROR(ND_ERR_SHAPE, "%s: expected a square D, got %s", op, nd_tensor_shape_str(D, sh, sizeof sh));
+    const int64_t B = D->size[0], bs[1] = {B};
+    ND_TRY(nd_cd_check_dims(dev, op, d, x, B, 1));
+    ND_TRY(nd_deconv_check_float_on(dev, op, "D", D, (int)x->dtype));
+    ND_TRY(nd_deconv_check_float_on(dev, op, "mean1", mean1, (int)x->dtype));
+    return nd_deconv_check_shape_(op, "mean1", mean1, 1, bs);
+}

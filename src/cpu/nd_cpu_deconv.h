@@ -204,6 +204,14 @@ typedef struct nd_fold_dims {
 } nd_fold_dims;
 nd_status nd_deconv_check_fold(nd_device_type dev, const char *op, nd_fold_dims *f, const nd_tensor *W,
                                const nd_tensor *D, const nd_tensor *mu, int64_t groups, nd_deconv_layout layout);
+/* The statistics input X (M, groups*F) on dev: sets M and F. */
+nd_status nd_deconv_check_X(nd_device_type dev, const char *op, const nd_tensor *X, int64_t groups, int64_t *M,
+                            int64_t *F);
+/* Shape of C / D for `groups` matrices of F x F: (F,F) or (groups,F,F); returns the dims. */
+int nd_deconv_cov_shape(int64_t groups, int64_t F, int64_t *size);
+/* channel_deconv_apply's operands: x, mean1 (B) and a square D (B,B) of x's dtype on dev. */
+nd_status nd_cd_check_apply(nd_device_type dev, const char *op, nd_cd_dims *d, const nd_tensor *x,
+                            const nd_tensor *mean1, const nd_tensor *D);
 /* A present float CPU tensor; of dtype `dtype` when dtype >= 0. */
 nd_status nd_deconv_check_float_(const char *op, const char *what, const nd_tensor *t, int dtype);
 nd_status nd_deconv_check_shape_(const char *op, const char *what, const nd_tensor *t, int ndim, const int64_t *size);

@@ -267,15 +267,8 @@ static nd_status nd_cd_apply_impl(nd_tensor *y, const nd_tensor *x, const nd_ten
 {
     const char *op = "channel_deconv_apply";
     nd_cd_dims d;
-    char sh[ND_SHAPE_STR_MAX];
-    ND_TRY(nd_dc_check_float_(op, "D", D, -1));
-    if (D->ndim != 2 || D->size[0] != D->size[1])
-        return ND_ERROR(ND_ERR_SHAPE, "%s: expected a square D, got %s", op, nd_tensor_shape_str(D, sh, sizeof sh));
-    const int64_t B = D->size[0], bs[1] = {B};
-    ND_TRY(nd_cd_dims_of(op, &d, x, B, 1));
-    ND_TRY(nd_dc_check_float_(op, "D", D, (int)x->dtype));
-    ND_TRY(nd_dc_check_float_(op, "mean1", mean1, (int)x->dtype));
-    ND_TRY(nd_deconv_check_shape_(op, "mean1", mean1, 1, bs));
+    ND_TRY(nd_cd_check_apply(ND_DEVICE_CUDA, op, &d, x, mean1, D));
+    const int64_t B = d.B;
     const nd_tensor *ts[3] = {x, mean1, D};
     ND_TRY(nd_cuda_check_device(op, 3, ts));
     ND_TRY(nd_dc_prepare_out_(op, "y", y, x->dtype, x->ndim, x->size, nd_tensor_device(x)));

@@ -192,37 +192,14 @@ template <typename T> __global__ void nd_dc_rowfill_k(T *GX, const T *Gmu, int64
         GX[i] = (T)((double)Gmu[i % cols] / div);
 }
 
-static nd_status nd_dc_check_X(const char *op, const nd_tensor *X, int64_t groups, int64_t *M, int64_t *F)
-{
-    char s[ND_SHAPE_STR_MAX];
-    ND_TRY(nd_dc_check_float_(op, "X", X, -1));
-    if (groups < 1 || X->ndim != 2 || X->size[1] % groups != 0 || X->size[0] < 1 || X->size[1] < groups)
-        return ND_ERROR(ND_ERR_SHAPE, "%s: expected X of shape (M, groups*F) with M >= 1, got %s (groups %lld)", op,
-                        nd_tensor_shape_str(X, s, sizeof s), (long long)groups);
-    *M = X->size[0];
-    *F = X->size[1] / groups;
-    return ND_OK;
-}
-
-static int nd_dc_cov_shape(int64_t groups, int64_t F, int64_t *size)
-{
-    if (groups == 1) {
-        size[0] = size[1] = F;
-        return 2;
-    }
-    size[0] = groups;
-    size[1] = size[2] = F;
-    return 3;
-}
-
 static nd_status nd_dc_cov_forward_impl(nd_tensor *mu, nd_tensor *C, const nd_tensor *X, int64_t groups, double eps)
 {
     const char *op = "deconv_cov";
     int64_t M, F, csize[3], msize[1];
-    ND_TRY(nd_dc_check_X(op, X, groups, &M, &F));
+    ND_TRY(nd_deconv_check_X(ND_DEVICE_CUDA, op, X, groups, &M, &F));
     const int64_t cols = groups * F;
     msize[0] = cols;
-    const int cdim = nd_dc_cov_shape(groups, F, csize);
+    const int cdim = nd_deconv_cov_shape(groups, F, csize);
     const nd_device dev = nd_tensor_device(X);
     const nd_dtype dt = X->dtype;
     ND_TRY(nd_dc_prepare_out_(op, "mu", mu, dt, 1, msize, dev));
@@ -260,10 +237,10 @@ static nd_status nd_dc_cov_backward_impl(nd_tensor *GX, const nd_tensor *GC, con
 {
     const char *op = "deconv_cov_backward";
     int64_t M, F, csize[3], msize[1];
-    ND_TRY(nd_dc_check_X(op, X, groups, &M, &F));
+    ND_TRY(nd_deconv_check_X(ND_DEVICE_CUDA, op, X, groups, &M, &F));
     const int64_t cols = groups * F, FF = F * F;
     msize[0] = cols;
-    const int cdim = nd_dc_cov_shape(groups, F, csize);
+    const int cdim = nd_deconv_cov_shape(groups, F, csize);
     const nd_dtype dt = X->dtype;
     if (!(Gmu && Gmu->storage)) Gmu = NULL;
     ND_TRY(nd_dc_check_float_(op, "GC", GC, (int)dt));
