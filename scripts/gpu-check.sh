@@ -30,7 +30,9 @@
 #                mkdir -p /tmp/nd-data && tar -C /tmp/nd-data -xf build/gpu-cifar-N.tar
 #              then the check as above (it uses /tmp/nd-data/cifar10 when complete), e.g. with
 #              TRAIN_EPOCHS=20 TRAIN_S=200 BENCH_S=120 for the accuracy target.
-# Env: SPEC_S BENCH_S TRAIN_S (seconds), BENCH_ARGS (extra bench/gpu.lua options), TRAIN_EPOCHS.
+# Env: SPEC_S BENCH_S TRAIN_S (seconds), BENCH_ARGS (extra bench/gpu.lua options), TRAIN_EPOCHS,
+#      TRAIN_TF32=1 (the training run with TF32 cuBLAS products, Deconv's included: ND_CUDA_TF32=1;
+#      the parity specs force strict fp32 themselves; bench/gpu.lua has its own dc+tf32 row).
 set -u
 cd "$(dirname "$0")/.." || exit 1
 BUILD=${BUILD:-build}
@@ -158,7 +160,7 @@ else
 fi
 RUN=$(mktemp -d)
 # shellcheck disable=SC2086
-stage train "${TRAIN_S:-130}" "$OUT/train.txt" "$ND" scripts/train.lua --model vgg11 --norm deconv $DATA \
+stage train "${TRAIN_S:-130}" "$OUT/train.txt" env ND_CUDA_TF32="${TRAIN_TF32:-${ND_CUDA_TF32:-0}}" "$ND" scripts/train.lua --model vgg11 --norm deconv $DATA \
     --device cuda --epochs "${TRAIN_EPOCHS:-2}" --progress lines --out "$RUN/run"
 [ -f "$RUN/run/summary.json" ] && cp "$RUN/run/summary.json" "$OUT/train-summary.json"
 [ -f "$RUN/run/log.tsv" ] && cp "$RUN/run/log.tsv" "$OUT/train-log.tsv"

@@ -47,11 +47,9 @@ describe('CUDA nn parity', function()
     return
   end
 
-  local old_tf32
-  setup(function()
-    old_tf32 = core.conv_cuda_config(false) -- strict fp32 convolutions for parity
-  end)
-  teardown(function() core.conv_cuda_config(old_tf32) end)
+  local restore
+  setup(function() restore = P.strict_fp32() end)
+  teardown(function() restore() end)
   before_each(function() nd.manualSeed(1234) end)
 
   describe('convolution', function()

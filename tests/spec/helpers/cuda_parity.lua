@@ -21,6 +21,17 @@ function M.num_close(a, b, tol, what)
   assert(e <= tol, string.format('%s: %.9g vs %.9g (relative error %.3g > %.1g)', what, a, b, e, tol))
 end
 
+-- Strict float32 on the GPU for parity (cuDNN convolutions and cuBLAS products without TF32,
+-- whatever ND_CUDNN_TF32 / ND_CUDA_TF32 say); returns a function that restores the settings.
+function M.strict_fp32()
+  local conv = nd.core.conv_cuda_config(false)
+  local mm = nd.cuda.tf32(false)
+  return function()
+    nd.core.conv_cuda_config(conv)
+    nd.cuda.tf32(mm)
+  end
+end
+
 -- max |a - b| / max |b| over the tensor (either may be on the GPU). t:abs() works in place (Torch7).
 function M.rel(a, b)
   a = M.host(a):double()
