@@ -161,17 +161,31 @@ return function(nd, Tensor, core)
   function nd.memory() local cpu, gpu, peak = core.memory(); return {cpu = cpu, gpu = gpu, peak = peak} end
 
   -- nd.range(a, b [, step]): a..b inclusive (Torch7); nd.arange(a, b [, step]): b exclusive.
+  -- A 1-d tensor of n values f(1..n): allocated first (an absurd n fails at once, naming op),
+  -- then filled from Lua tables of at most 65536 values.
+  local function fill_seq(op, dt, n, f)
+    if math.type(n) == 'float' and n == math.floor(n) and n >= 1 and n < 2^63 then n = math.tointeger(n) end
+    if math.type(n) ~= 'integer' then error(string.format('%s: bad number of elements %s', op, tostring(n)), 3) end
+    local ok, t = pcall(core.empty, dt, {n})
+    if not ok then error(string.format('%s: cannot make %d elements: %s', op, n, tostring(t)), 3) end
+    local chunk = 65536
+    for first = 1, n, chunk do
+      local len = math.min(chunk, n - first + 1)
+      local flat = {}
+      for j = 1, len do flat[j] = f(first + j - 1) end
+      core.fromflat(core.narrow(t, 1, first, len), flat)
+    end
+    return t
+  end
   function nd.range(a, b, step, dt)
     step = step or 1
     if step == 0 then error('nd.range: step must not be 0', 2) end
     local n = math.floor((b - a) / step + 1e-9) + 1
     if n < 1 then error(string.format('nd.range: empty range %s to %s step %s', a, b, step), 2) end
-    local flat = {}
-    for i = 1, n do flat[i] = a + (i - 1) * step end
     if dt == nil then
       dt = (math.type(a) == 'integer' and math.type(step) == 'integer' and default_dtype == 'float32') and 'float32' or default_dtype
     end
-    return core.fromflat(core.empty(resolve_dtype(dt), {n}), flat)
+    return fill_seq('nd.range', resolve_dtype(dt), n, function(i) return a + (i - 1) * step end)
   end
   function nd.arange(a, b, step, dt)
     if b == nil then a, b = 0, a end
@@ -183,9 +197,7 @@ return function(nd, Tensor, core)
   function nd.linspace(a, b, n, dt)
     n = n or 100
     if n < 1 then error('nd.linspace: n must be positive', 2) end
-    local flat = {}
-    for i = 1, n do flat[i] = n == 1 and a or a + (b - a) * (i - 1) / (n - 1) end
-    return core.fromflat(core.empty(resolve_dtype(dt), {n}), flat)
+    return fill_seq('nd.linspace', resolve_dtype(dt), n, function(i) return n == 1 and a or a + (b - a) * (i - 1) / (n - 1) end)
   end
   function nd.eye(n, m, dt)
     if type(m) == 'string' then dt, m = m, nil end

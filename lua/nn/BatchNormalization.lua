@@ -71,7 +71,9 @@ function BN:updateGradInput(input, gradOutput) return backward(self, input, grad
 function BN:accGradParameters(input, gradOutput, scale)
   if self.affine then backward(self, input, gradOutput, scale, false, true) end
 end
-function BN:backward(input, gradOutput, scale) return backward(self, input, gradOutput, scale, true, self.affine) end
+function BN:backward(input, gradOutput, scale)
+  return parent.guard(self, backward, self, input, gradOutput, scale, true, self.affine)
+end
 
 function BN:__tostring__()
   return string.format('%s(%d, eps %g, momentum %g%s)', nd.typename(self), self.nFeature, self.eps, self.momentum,

@@ -40,6 +40,13 @@ local function gcd(a, b) while b ~= 0 do a, b = b, a % b end return a end
 
 -- The reference's block-size rule: block, capped at nIn, shrunk to gcd(block, nIn) when it does
 -- not divide nIn; a grouped convolution uses one block per group.
+-- v as an integer when it is a number with an integral value >= 1 (32.0 from nIn / 2 included),
+-- else nil.
+function Deconv.positiveInt(v)
+  local i = type(v) == 'number' and math.tointeger(v) or nil
+  return i and i >= 1 and i or nil
+end
+
 function Deconv.blockSize(nIn, block, groups)
   local B = block
   if B > nIn then B = nIn elseif nIn % B ~= 0 then B = gcd(B, nIn) end
@@ -58,7 +65,16 @@ function Deconv:__init(nIn, nOut, kW, kH, dW, dH, padW, padH, opt)
     error(string.format('nn.Deconv: square kernels, strides and paddings only (got %dx%d, stride %dx%d, pad %dx%d)',
       kW, kH, dW, dH, padW, padH), 2)
   end
-  local groups = opt.groups or 1
+  local n1, n2, k1, d1 = Deconv.positiveInt(nIn), Deconv.positiveInt(nOut), Deconv.positiveInt(kW), Deconv.positiveInt(dW)
+  if not (n1 and n2 and k1 and d1) then
+    error(string.format('nn.Deconv: expected positive integer nInputPlane, nOutputPlane, kW and dW, got %s, %s, %s, %s',
+      tostring(nIn), tostring(nOut), tostring(kW), tostring(dW)), 2)
+  end
+  nIn, nOut, kW, kH, dW, dH = n1, n2, k1, k1, d1, d1
+  local groups = Deconv.positiveInt(opt.groups or 1)
+  if not groups then
+    error(string.format('nn.Deconv: groups must be a positive integer, got %s', tostring(opt.groups)), 2)
+  end
   if nIn % groups ~= 0 or nOut % groups ~= 0 then
     error(string.format('nn.Deconv: %d input and %d output planes do not split into %d groups', nIn, nOut, groups), 2)
   end
@@ -66,7 +82,11 @@ function Deconv:__init(nIn, nOut, kW, kH, dW, dH, padW, padH, opt)
   self.kW, self.kH, self.dW, self.dH, self.padW, self.padH = kW, kH, dW, dH, padW, padH
   self.groups = groups
   self.dilation = opt.dilation or 1
-  self.block = Deconv.blockSize(nIn, opt.block or 64, groups)
+  local block = Deconv.positiveInt(opt.block or 64)
+  if not block then
+    error(string.format('nn.Deconv: opt.block must be a positive integer, got %s', tostring(opt.block)), 2)
+  end
+  self.block = Deconv.blockSize(nIn, block, groups)
   self.samplingStride = opt.samplingStride or 3
   self.iters = opt.iters or 5
   self.eps = opt.eps or 1e-5

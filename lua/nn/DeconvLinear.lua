@@ -14,8 +14,17 @@ function DeconvLinear:__init(nIn, nOut, opt)
   parent.__init(self)
   opt = opt or {}
   if type(opt) == 'boolean' then opt = {bias = opt} end
+  local n1, n2 = Deconv.positiveInt(nIn), Deconv.positiveInt(nOut)
+  if not (n1 and n2) then
+    error(string.format('nn.DeconvLinear: expected positive integer sizes, got %s, %s', tostring(nIn), tostring(nOut)), 2)
+  end
+  nIn, nOut = n1, n2
+  local block = Deconv.positiveInt(opt.block or 512)
+  if not block then
+    error(string.format('nn.DeconvLinear: opt.block must be a positive integer, got %s', tostring(opt.block)), 2)
+  end
   self.nIn, self.nOut = nIn, nOut
-  self.block = Deconv.blockSize(nIn, opt.block or 512, 1)
+  self.block = Deconv.blockSize(nIn, block, 1)
   self.iters = opt.iters or 5
   self.eps = opt.eps or 1e-5
   self.momentum = opt.momentum or 0.1

@@ -25,14 +25,28 @@ function Module:updateOutput(input) return self.output end
 function Module:updateGradInput(input, gradOutput) return self.gradInput end
 function Module:accGradParameters(input, gradOutput, scale) end
 
-function Module:forward(input) return self:updateOutput(input) end
+-- Module.guard(self, f, ...): f(...), with an error that does not already name a module
+-- prefixed with this module's type (as Container:rethrow does for children), so that a bad
+-- input to a lone module names it: "nn.Linear: mm: size mismatch, ...". nn.debug keeps the raw
+-- error and its traceback.
+function Module.guard(self, f, ...)
+  if rawget(nd, 'nn_debug') then return f(...) end
+  local ok, res = pcall(f, ...)
+  if ok then return res end
+  local msg = tostring(res)
+  if not msg:match('^nn%.') then msg = nd.typename(self) .. ': ' .. msg end
+  error(msg, 0)
+end
 
-function Module:backward(input, gradOutput, scale)
+function Module:forward(input) return Module.guard(self, self.updateOutput, self, input) end
+
+local function backward(self, input, gradOutput, scale)
   scale = scale or 1
   self:updateGradInput(input, gradOutput)
   self:accGradParameters(input, gradOutput, scale)
   return self.gradInput
 end
+function Module:backward(input, gradOutput, scale) return Module.guard(self, backward, self, input, gradOutput, scale) end
 
 -- m:noGradInput([skip = true]): the module's input needs no gradient (the first layer of a net
 -- fed with data). Layers that honour it (SpatialConvolution, Deconv) then compute only their

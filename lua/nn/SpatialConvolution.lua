@@ -74,7 +74,7 @@ function SpatialConvolution:accGradParameters(input, gradOutput, scale)
 end
 
 -- Both at once (one rearrangement of gradOutput).
-function SpatialConvolution:backward(input, gradOutput, scale)
+local function backward(self, input, gradOutput, scale)
   if self.skipGradInput then
     self:accGradParameters(input, gradOutput, scale)
     return self.gradInput
@@ -84,6 +84,9 @@ function SpatialConvolution:backward(input, gradOutput, scale)
                                            self.weight, scale or 1, p.kW, p.kH, p.dW, p.dH, p.padW, p.padH,
                                            p.dilW, p.dilH, p.groups)
   return self.gradInput
+end
+function SpatialConvolution:backward(input, gradOutput, scale)
+  return parent.guard(self, backward, self, input, gradOutput, scale)
 end
 
 function SpatialConvolution:__tostring__()

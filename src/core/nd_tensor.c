@@ -124,6 +124,11 @@ static nd_status nd_check_dim(const nd_tensor *t, int dim, const char *fn)
 nd_status nd_tensor_narrow(nd_tensor *t, int dim, int64_t start, int64_t len)
 {
     ND_TRY(nd_check_dim(t, dim, "narrow"));
+    if (len < 1) { /* a size-0 dimension is not a tensor nd can hold (sizes are positive) */
+        char s[ND_SHAPE_STR_MAX];
+        return ND_ERROR(ND_ERR_INDEX, "narrow: length %lld must be positive (dimension %d of %s)", (long long)len,
+                        dim + 1, nd_tensor_shape_str(t, s, sizeof s));
+    }
     if (start < 0 || len < 0 || start + len > t->size[dim]) {
         char s[ND_SHAPE_STR_MAX];
         return ND_ERROR(ND_ERR_INDEX, "narrow: range [%lld, %lld] out of bounds for dimension %d of size %lld (%s)",
@@ -223,10 +228,15 @@ nd_status nd_tensor_expand(nd_tensor *t, int ndim, const int64_t *size)
     char s[ND_SHAPE_STR_MAX];
     if (ndim < t->ndim || ndim > ND_MAX_DIMS)
         return ND_ERROR(ND_ERR_SHAPE, "expand: cannot expand %s to %d dimensions", nd_tensor_shape_str(t, s, sizeof s), ndim);
+    if (t->ndim == 0 && ndim > 0) /* the empty tensor has no element to repeat */
+        return ND_ERROR(ND_ERR_SHAPE, "expand: cannot expand an empty tensor to %d dimensions", ndim);
     int64_t nsize[ND_MAX_DIMS], nstride[ND_MAX_DIMS];
     int lead = ndim - t->ndim;
     for (int d = 0; d < ndim; d++) {
         int od = d - lead;
+        if (size[d] < 1 && size[d] != -1)
+            return ND_ERROR(ND_ERR_SHAPE, "expand: cannot expand %s to size %lld in dimension %d (sizes must be positive)",
+                            nd_tensor_shape_str(t, s, sizeof s), (long long)size[d], d + 1);
         if (od < 0) {
             if (size[d] < 0) return ND_ERROR(ND_ERR_SHAPE, "expand: size -1 not allowed for a new dimension");
             nsize[d] = size[d];

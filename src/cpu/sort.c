@@ -153,7 +153,7 @@ static nd_status sort_common(const char *op, nd_tensor *values, nd_tensor *indic
     if (dim < 0 || dim >= x->ndim)
         return ND_ERROR(ND_ERR_INDEX, "%s: dimension %d out of range for a %d-d tensor (%s)", op, dim + 1, x->ndim,
                         SHAPE(x, s));
-    if (k < 0 || k > x->size[dim])
+    if (k < 1 || k > x->size[dim]) /* k = 0 would make a result with a size-0 dimension */
         return ND_ERROR(ND_ERR_ARG, "%s: k = %lld out of range for dimension %d of size %lld (%s)", op, (long long)k,
                         dim + 1, (long long)x->size[dim], SHAPE(x, s));
     int64_t size[ND_MAX_DIMS];

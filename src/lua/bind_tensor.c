@@ -559,9 +559,10 @@ static int l_free(lua_State *L)
 
 /* Storage offset (elements, relative to t's element 0) of the element at 1-based indices
  * first..top; raises on a wrong count or an index out of range. */
-static int64_t nd_lua_elemoff(lua_State *L, nd_tensor *t, int first)
+static int64_t nd_lua_elemoff(lua_State *L, nd_tensor *t, int first, const char *op)
 {
     int n = lua_gettop(L) - first + 1;
+    if (t->ndim == 0 || !t->storage) nd_lua_error(L, "%s: cannot index an empty tensor (it has no elements)", op);
     if (n != t->ndim) {
         char s[ND_SHAPE_STR_MAX];
         nd_lua_error(L, "expected %d indices for a %s tensor, got %d", t->ndim, nd_tensor_shape_str(t, s, sizeof s), n);
@@ -580,9 +581,9 @@ static int64_t nd_lua_elemoff(lua_State *L, nd_tensor *t, int first)
     return off;
 }
 
-static char *nd_lua_elemptr(lua_State *L, nd_tensor *t, int first)
+static char *nd_lua_elemptr(lua_State *L, nd_tensor *t, int first, const char *op)
 {
-    return (char *)nd_tensor_data(t) + nd_lua_elemoff(L, t, first) * (int64_t)nd_dtype_size(t->dtype);
+    return (char *)nd_tensor_data(t) + nd_lua_elemoff(L, t, first, op) * (int64_t)nd_dtype_size(t->dtype);
 }
 
 /* One element of a GPU tensor through a host copy: *one (1 element, CPU) receives it (to_host) or
@@ -634,14 +635,14 @@ static int l_get(lua_State *L)
 {
     nd_tensor *t = nd_lua_checktensor_any(L, 1);
     if (nd_tensor_device(t).type != ND_DEVICE_CPU) {
-        int64_t off = nd_lua_elemoff(L, t, 2);
+        int64_t off = nd_lua_elemoff(L, t, 2, "get");
         int64_t one_size[1] = {1};
         nd_tensor *one = nd_lua_pushnew(L, t->dtype, 1, one_size, nd_cpu_device(), 0);
         nd_lua_gpu_elem(L, t, off, one, 1);
         nd_lua_pushelem(L, t->dtype, (const char *)nd_tensor_data(one));
         return 1;
     }
-    nd_lua_pushelem(L, t->dtype, nd_lua_elemptr(L, t, 2));
+    nd_lua_pushelem(L, t->dtype, nd_lua_elemptr(L, t, 2, "get"));
     return 1;
 }
 
@@ -650,14 +651,14 @@ static int l_setelem(lua_State *L)
     nd_tensor *t = nd_lua_checktensor_any(L, 1);
     luaL_checkany(L, 2);
     if (nd_tensor_device(t).type != ND_DEVICE_CPU) {
-        int64_t off = nd_lua_elemoff(L, t, 3);
+        int64_t off = nd_lua_elemoff(L, t, 3, "setelem");
         int64_t one_size[1] = {1};
         nd_tensor *one = nd_lua_pushnew(L, t->dtype, 1, one_size, nd_cpu_device(), 0);
         nd_lua_storeelem(L, t->dtype, (char *)nd_tensor_data(one), 2);
         nd_lua_gpu_elem(L, t, off, one, 0);
         return 0;
     }
-    char *p = nd_lua_elemptr(L, t, 3);
+    char *p = nd_lua_elemptr(L, t, 3, "setelem");
     nd_lua_storeelem(L, t->dtype, p, 2);
     return 0;
 }
