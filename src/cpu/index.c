@@ -525,45 +525,13 @@ nd_status nd_nonzero_cpu(nd_tensor *out, const nd_tensor *x)
 
 nd_status nd_cat_cpu(nd_tensor *out, const nd_tensor *const *xs, int n, int dim)
 {
-    char s1[ND_SHAPE_STR_MAX], s2[ND_SHAPE_STR_MAX];
-    int ref = -1;
-    for (int i = 0; i < n && ref < 0; i++)
-        if (xs[i]->ndim > 0) ref = i;
-    if (ref < 0) return ND_OK; /* nothing but empty tensors: out stays as it is */
-    const nd_tensor *r = xs[ref];
-    if (dim < 0 || dim >= r->ndim)
-        return ND_ERROR(ND_ERR_INDEX, "cat: dimension %d out of range for %d-d tensors (%s)", dim + 1, r->ndim,
-                        SHAPE(r, s1));
+    int ref;
     int64_t size[ND_MAX_DIMS];
-    memcpy(size, r->size, sizeof size);
-    size[dim] = 0;
-    for (int i = 0; i < n; i++) {
-        const nd_tensor *x = xs[i];
-        if (x->ndim == 0) continue;
-        ND_TRY(check_cpu("cat", x));
-        if (x->ndim != r->ndim)
-            return ND_ERROR(ND_ERR_SHAPE, "cat: tensor %d (%s) and tensor %d (%s) differ in their number of dimensions",
-                            ref + 1, SHAPE(r, s1), i + 1, SHAPE(x, s2));
-        for (int d = 0; d < r->ndim; d++)
-            if (d != dim && x->size[d] != r->size[d])
-                return ND_ERROR(
-                    ND_ERR_SHAPE,
-                    "cat: tensor %d (%s) and tensor %d (%s) differ in dimension %d (concatenating along %d)", ref + 1,
-                    SHAPE(r, s1), i + 1, SHAPE(x, s2), d + 1, dim + 1);
-        size[dim] += x->size[dim];
-    }
+    ND_TRY(nd_cat_shape(xs, n, dim, &ref, size));
+    if (ref < 0) return ND_OK; /* nothing but empty tensors: out stays as it is */
+    for (int i = 0; i < n; i++)
+        if (xs[i]->ndim > 0) ND_TRY(check_cpu("cat", xs[i]));
+    const nd_tensor *r = xs[ref];
     ND_TRY(nd_linalg_prepare_out("cat", out, out->ndim ? out->dtype : r->dtype, r->ndim, size));
-    int64_t at = 0;
-    for (int i = 0; i < n; i++) {
-        const nd_tensor *x = xs[i];
-        if (x->ndim == 0 || x->size[dim] == 0) continue;
-        nd_tensor v;
-        nd_tensor_view_of(&v, out);
-        nd_tensor_narrow(&v, dim, at, x->size[dim]);
-        nd_status st = nd_tensor_copy(&v, x);
-        nd_tensor_release(&v);
-        ND_TRY(st);
-        at += x->size[dim];
-    }
-    return ND_OK;
+    return nd_cat_copy(out, xs, n, dim);
 }

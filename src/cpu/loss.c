@@ -88,25 +88,7 @@ static nd_status nd_nll_prepare(const char *op, const nd_tensor *shape_of, const
                                 const nd_tensor *class_weight, int64_t *N, int64_t *C, int64_t *sn, int64_t *sc,
                                 int64_t *wst, nd_tensor *tgt, int64_t ignore_index)
 {
-    char s[ND_SHAPE_STR_MAX], s2[ND_SHAPE_STR_MAX];
-    if (shape_of->ndim == 1) {
-        *N = 1, *C = shape_of->size[0], *sn = 0, *sc = shape_of->stride[0];
-    } else if (shape_of->ndim == 2) {
-        *N = shape_of->size[0], *C = shape_of->size[1], *sn = shape_of->stride[0], *sc = shape_of->stride[1];
-    } else {
-        return ND_ERROR(ND_ERR_SHAPE, "%s: expected a (N,C) or (C) input, got %s", op,
-                        nd_tensor_shape_str(shape_of, s, sizeof s));
-    }
-    if (*C < 1)
-        return ND_ERROR(ND_ERR_SHAPE, "%s: no classes in input %s", op, nd_tensor_shape_str(shape_of, s, sizeof s));
-    if (target->dtype != ND_DTYPE_I64 || nd_tensor_device(target).type != ND_DEVICE_CPU)
-        return ND_ERROR(ND_ERR_DTYPE, "%s: target must be an int64 CPU tensor, got %s", op,
-                        nd_dtype_name(target->dtype));
-    if (nd_tensor_numel(target) != *N)
-        return ND_ERROR(ND_ERR_SHAPE, "%s: expected %lld targets, got %s (input %s)", op, (long long)*N,
-                        nd_tensor_shape_str(target, s, sizeof s), nd_tensor_shape_str(shape_of, s2, sizeof s2));
-    *wst = 0;
-    if (class_weight) ND_TRY(nd_nn_check_vec(op, "class weights", class_weight, shape_of->dtype, *C, wst));
+    ND_TRY(nd_nll_check_dims(ND_DEVICE_CPU, op, shape_of, target, class_weight, N, C, sn, sc, wst));
     ND_TRY(nd_tensor_contiguous(tgt, target));
     const int64_t *t = nd_tensor_data(tgt);
     for (int64_t n = 0; n < *N; n++)

@@ -210,3 +210,52 @@ nd_status nd_index_check_gather(nd_device_type dev, const char *op, const nd_ten
     }
     return ND_OK;
 }
+
+/* ---- cat ---- */
+
+nd_status nd_cat_shape(const nd_tensor *const *xs, int n, int dim, int *ref, int64_t *size)
+{
+    char s1[ND_SHAPE_STR_MAX], s2[ND_SHAPE_STR_MAX];
+    *ref = -1;
+    for (int i = 0; i < n && *ref < 0; i++)
+        if (xs[i]->ndim > 0) *ref = i;
+    if (*ref < 0) return ND_OK;
+    const nd_tensor *r = xs[*ref];
+    if (dim < 0 || dim >= r->ndim)
+        return ND_ERROR(ND_ERR_INDEX, "cat: dimension %d out of range for %d-d tensors (%s)", dim + 1, r->ndim,
+                        SHAPE(r, s1));
+    memcpy(size, r->size, sizeof(int64_t) * (size_t)r->ndim);
+    size[dim] = 0;
+    for (int i = 0; i < n; i++) {
+        const nd_tensor *x = xs[i];
+        if (x->ndim == 0) continue;
+        if (x->ndim != r->ndim)
+            return ND_ERROR(ND_ERR_SHAPE, "cat: tensor %d (%s) and tensor %d (%s) differ in their number of dimensions",
+                            *ref + 1, SHAPE(r, s1), i + 1, SHAPE(x, s2));
+        for (int d = 0; d < r->ndim; d++)
+            if (d != dim && x->size[d] != r->size[d])
+                return ND_ERROR(
+                    ND_ERR_SHAPE,
+                    "cat: tensor %d (%s) and tensor %d (%s) differ in dimension %d (concatenating along %d)", *ref + 1,
+                    SHAPE(r, s1), i + 1, SHAPE(x, s2), d + 1, dim + 1);
+        size[dim] += x->size[dim];
+    }
+    return ND_OK;
+}
+
+nd_status nd_cat_copy(nd_tensor *out, const nd_tensor *const *xs, int n, int dim)
+{
+    int64_t at = 0;
+    for (int i = 0; i < n; i++) {
+        const nd_tensor *x = xs[i];
+        if (x->ndim == 0 || x->size[dim] == 0) continue;
+        nd_tensor v;
+        nd_tensor_view_of(&v, out);
+        nd_tensor_narrow(&v, dim, at, x->size[dim]);
+        nd_status st = nd_tensor_copy(&v, x); /* the tensor's backend: strided, converting */
+        nd_tensor_release(&v);
+        ND_TRY(st);
+        at += x->size[dim];
+    }
+    return ND_OK;
+}

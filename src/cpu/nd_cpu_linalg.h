@@ -86,6 +86,11 @@ nd_status nd_nonzero_cpu(nd_tensor *out, const nd_tensor *x);
  * ndim and the same sizes except at dim. out's dtype is the first non-empty input's when out is
  * empty; inputs of another dtype are converted. */
 nd_status nd_cat_cpu(nd_tensor *out, const nd_tensor *const *xs, int n, int dim);
+/* Device-neutral halves of cat (math_check.c, shared with nd_cat_cuda): the result's size (ref =
+ * the first non-empty input, -1 when all are empty: nothing to do), and the copies of the
+ * non-empty inputs into their slices of out. */
+nd_status nd_cat_shape(const nd_tensor *const *xs, int n, int dim, int *ref, int64_t *size);
+nd_status nd_cat_copy(nd_tensor *out, const nd_tensor *const *xs, int n, int dim);
 
 /* ---- sorting (sort.c); all dtypes; NaN sorts as the largest value ---- */
 
@@ -93,7 +98,7 @@ nd_status nd_cat_cpu(nd_tensor *out, const nd_tensor *const *xs, int n, int dim)
  * ascending (or descending), stably: equal values keep their original order. */
 nd_status nd_sort_cpu(nd_tensor *values, nd_tensor *indices, const nd_tensor *x, int dim, int descending);
 /* The k largest (or smallest) entries of each slice along dim, in sorted order (best first; ties
- * by position). values / indices: x's shape with size[dim] = k. 0 <= k <= size[dim]. */
+ * by position). values / indices: x's shape with size[dim] = k. 1 <= k <= size[dim]. */
 nd_status nd_topk_cpu(nd_tensor *values, nd_tensor *indices, const nd_tensor *x, int dim, int64_t k, int largest);
 
 /* Shared by the files above: allocates an empty out (contiguous, on the CPU), or checks that a

@@ -458,6 +458,11 @@ nd_status nd_softmax_check_dims(nd_device_type dev, const char *op, const nd_ten
 /* Losses: t (named what) is a float tensor of like's dtype with like's element count. */
 nd_status nd_loss_check_like(nd_device_type dev, const char *op, const char *what, const nd_tensor *t,
                              const nd_tensor *like);
+/* nll_loss: input shape_of (N,C) or (C) (sets N, C and its element strides sn, sc), N int64
+ * targets on dev, optional class weights (C) of the input's dtype (sets their stride wst). */
+nd_status nd_nll_check_dims(nd_device_type dev, const char *op, const nd_tensor *shape_of, const nd_tensor *target,
+                            const nd_tensor *class_weight, int64_t *N, int64_t *C, int64_t *sn, int64_t *sc,
+                            int64_t *wst);
 
 /* Element `off` (in elements from the view's start) of a float tensor, as double, and back. */
 static inline double nd_nn_get(const nd_tensor *t, int64_t off)

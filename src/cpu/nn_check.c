@@ -396,3 +396,30 @@ nd_status nd_loss_check_like(nd_device_type dev, const char *op, const char *wha
                         nd_tensor_shape_str(t, a, sizeof a), nd_tensor_shape_str(like, b, sizeof b));
     return ND_OK;
 }
+
+nd_status nd_nll_check_dims(nd_device_type dev, const char *op, const nd_tensor *shape_of, const nd_tensor *target,
+                            const nd_tensor *class_weight, int64_t *N, int64_t *C, int64_t *sn, int64_t *sc,
+                            int64_t *wst)
+{
+    char s[ND_SHAPE_STR_MAX], s2[ND_SHAPE_STR_MAX];
+    if (shape_of->ndim == 1) {
+        *N = 1, *C = shape_of->size[0], *sn = 0, *sc = shape_of->stride[0];
+    } else if (shape_of->ndim == 2) {
+        *N = shape_of->size[0], *C = shape_of->size[1], *sn = shape_of->stride[0], *sc = shape_of->stride[1];
+    } else {
+        return ND_ERROR(ND_ERR_SHAPE, "%s: expected a (N,C) or (C) input, got %s", op,
+                        nd_tensor_shape_str(shape_of, s, sizeof s));
+    }
+    if (*C < 1)
+        return ND_ERROR(ND_ERR_SHAPE, "%s: no classes in input %s", op, nd_tensor_shape_str(shape_of, s, sizeof s));
+    const nd_device_type tdev = nd_tensor_device(target).type;
+    if (target->dtype != ND_DTYPE_I64 || tdev != dev)
+        return ND_ERROR(ND_ERR_DTYPE, "%s: target must be an int64 %s tensor, got %s%s", op,
+                        dev == ND_DEVICE_CUDA ? "CUDA" : "CPU", nd_dtype_name(target->dtype),
+                        tdev == dev ? "" : tdev == ND_DEVICE_CUDA ? " (CUDA)" : " (CPU)");
+    if (nd_tensor_numel(target) != *N)
+        return ND_ERROR(ND_ERR_SHAPE, "%s: expected %lld targets, got %s (input %s)", op, (long long)*N,
+                        nd_tensor_shape_str(target, s, sizeof s), nd_tensor_shape_str(shape_of, s2, sizeof s2));
+    *wst = 0;
+    return class_weight ? nd_nn_check_vec_on(dev, op, "class weights", class_weight, shape_of->dtype, *C, wst) : ND_OK;
+}
