@@ -4,7 +4,8 @@
  * One kernel does every on-device copy: element i (row-major over each tensor's own shape) of src
  * goes to element i of dst, converted. Host<->device transfers move contiguous bytes of one dtype
  * (cudaMemcpyAsync); strides and conversions are done on the GPU around them, except that a
- * strided host source is first packed on the host (into pinned staging memory when available)
+ * strided host source is first packed on the host (into pinned staging memory when available;
+ * contiguous sources of 64 KiB or more are staged there too, so batches upload asynchronously)
  * and a strided host destination is unpacked on the host after the transfer. */
 #include <math.h>
 #include <string.h>
@@ -130,6 +131,9 @@ static nd_status nd_copy_on_device(nd_tensor *dst, const nd_tensor *src, int64_t
     return nd_copy_raw(nd_tensor_data(dst), dst->dtype, dl, nd_tensor_data(src), src->dtype, sl, n);
 }
 
+/* Contiguous host sources of at least this many bytes go through pinned staging. */
+#define ND_H2D_PIN_MIN ((int64_t)1 << 16)
+
 /* Host -> device (current device = dst's). */
 static nd_status nd_copy_h2d(nd_tensor *dst, const nd_tensor *src, int64_t n)
 {
@@ -139,9 +143,12 @@ static nd_status nd_copy_h2d(nd_tensor *dst, const nd_tensor *src, int64_t n)
     int slot = -1;
     nd_tensor packed;
     nd_tensor_init_empty(&packed, src->dtype);
-    if (!nd_tensor_is_contiguous(src)) { /* pack on the host, into pinned memory when possible */
+    const int contig = nd_tensor_is_contiguous(src);
+    /* Strided sources are packed on the host; large contiguous ones (training batches) are staged
+     * too: a copy from pinned memory is a true asynchronous DMA, the host does not wait for it. */
+    if (!contig || bytes >= ND_H2D_PIN_MIN) { /* into pinned memory when possible */
         ND_TRY(nd_cuda_pinned_take(&pin, bytes, &slot));
-        nd_status st;
+        nd_status st = ND_OK;
         if (pin) {
             nd_storage fake;
             memset(&fake, 0, sizeof fake);
@@ -161,7 +168,7 @@ static nd_status nd_copy_h2d(nd_tensor *dst, const nd_tensor *src, int64_t n)
             }
             st = nd_tensor_copy(&view, src); /* CPU to CPU; view borrows the pinned buffer */
             host = pin;
-        } else {
+        } else if (!contig) {
             st = nd_tensor_clone(&packed, src, src->dtype);
             host = nd_tensor_data(&packed);
         }
