@@ -6,8 +6,8 @@
 -- Supports describe / it / pending / before_each / after_each / setup / teardown (lazy_ and strict_
 -- variants) / finally, and the assertions the specs use: assert(v, msg), assert.are.equal (equal,
 -- equals), assert.are.same (deep), assert.are_not.equal / same, assert.is_true / is_false /
--- truthy / falsy / is_nil / is_not_nil, assert.matches(pattern, s), assert.has_error(fn [, msg]),
--- assert.has_no.errors(fn), assert.error_matches(fn, pattern), assert.near(expected, actual, tol).
+-- truthy / falsy (also is_truthy / is_falsy) / is_nil / is_not_nil, assert.matches(pattern, s),
+-- assert.has_error(fn [, msg]), assert.has_no.errors(fn), assert.error_matches(fn, pattern), assert.near(expected, actual, tol).
 -- Prints TAP lines ("ok N - path", "not ok N - path" with the error, "ok N - path # SKIP reason")
 -- and a last line "N passed, N failed, N pending". Exit status 1 when anything failed.
 package.path = 'lua/?.lua;lua/?/init.lua;./?.lua;./?/init.lua;tests/spec/?.lua;' .. package.path
@@ -81,7 +81,8 @@ local function make_assert()
   local pos = {equal = equal, equals = equal, same = same, is_true = is_true, is_false = is_false, truthy = truthy,
                falsy = falsy, is_nil = is_nil, is_not_nil = not_nil, matches = matches, match = matches,
                has_error = has_error, error = has_error, has_errors = has_error, error_matches = error_matches,
-               near = near, is_near = near, True = is_true, False = is_false}
+               near = near, is_near = near, True = is_true, False = is_false, is_truthy = truthy,
+               is_falsy = falsy}
   local neg = {equal = not_equal, equals = not_equal, same = not_same, is_nil = not_nil, truthy = falsy, falsy = truthy,
                errors = no_error, error = no_error, has_error = no_error}
   for k, v in pairs(pos) do A[k] = v end

@@ -128,7 +128,15 @@ return function(nd, Tensor, core)
       __call = function(cls, ...)
         local obj = setmetatable({}, cls)
         local init = cls.__init
-        if init then init(obj, ...) end
+        if init then
+          -- a constructor's error names the line that called the class (as a Lua function's
+          -- error(msg, 2) would), not a line inside the class code
+          local ok, err = pcall(init, obj, ...)
+          if not ok then
+            if type(err) ~= 'string' then error(err, 0) end
+            error((err:gsub('^[^\n]-%.lua:%d+: ', '', 1)), 2)
+          end
+        end
         return obj
       end,
       __tostring = function() return 'class ' .. name end,

@@ -73,6 +73,17 @@ describe('robustness regressions', function()
     assert.are.equal(8, nn.DeconvLinear(16 / 2, 3).nIn)
   end)
 
+  it('a constructor error names the calling line, not a line of the class machinery', function()
+    local ok, err = pcall(function()
+      local m = nn.Deconv(nil, 4, 3)
+      return m
+    end)
+    assert.is_false(ok)
+    assert.is_truthy(tostring(err):find('robustness_spec.lua:', 1, true), err)
+    assert.is_nil(tostring(err):find('class.lua', 1, true), err)
+    assert.is_truthy(tostring(err):find('nn.Deconv', 1, true), err)
+  end)
+
   it('nd.range / arange / linspace fail at once for absurd lengths (built a Lua table first)', function()
     local t0 = os.clock()
     fails_with(function() nd.linspace(0, 1, 1 << 40) end, 'nd.linspace')
