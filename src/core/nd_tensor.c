@@ -24,6 +24,21 @@ static void nd_set_contiguous_strides(nd_tensor *t)
     }
 }
 
+void nd_tensor_borrow(nd_tensor *t, nd_storage *holder, void *data, int64_t nbytes, nd_dtype dt, int ndim,
+                      const int64_t *size)
+{
+    memset(holder, 0, sizeof *holder);
+    holder->data = data;
+    holder->nbytes = nbytes;
+    holder->refcount = 1;
+    holder->device = nd_cpu_device();
+    nd_tensor_init_empty(t, dt);
+    t->storage = holder;
+    t->ndim = ndim;
+    memcpy(t->size, size, sizeof(int64_t) * (size_t)ndim);
+    nd_set_contiguous_strides(t);
+}
+
 nd_status nd_tensor_new(nd_tensor *t, nd_dtype dt, int ndim, const int64_t *size, nd_device dev, int zero)
 {
     nd_tensor_init_empty(t, dt);

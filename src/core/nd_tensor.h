@@ -33,6 +33,11 @@ void nd_tensor_init_empty(nd_tensor *t, nd_dtype dt);
 nd_status nd_tensor_new(nd_tensor *t, nd_dtype dt, int ndim, const int64_t *size, nd_device dev, int zero);
 /* Same shape and dtype as `like`, contiguous, on the same device. */
 nd_status nd_tensor_new_like(nd_tensor *t, const nd_tensor *like, int zero);
+/* A contiguous CPU tensor of this shape over memory nd does not own (a Lua string, a pinned
+ * buffer): *holder becomes its stand-in storage and must outlive t. t holds no reference: never
+ * release it. */
+void nd_tensor_borrow(nd_tensor *t, nd_storage *holder, void *data, int64_t nbytes, nd_dtype dt, int ndim,
+                      const int64_t *size);
 /* Drops the storage reference and leaves an empty tensor; safe to call twice. */
 void nd_tensor_release(nd_tensor *t);
 /* dst becomes a view of src sharing its storage (takes a new reference). dst must not hold one. */

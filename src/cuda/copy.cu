@@ -150,22 +150,9 @@ static nd_status nd_copy_h2d(nd_tensor *dst, const nd_tensor *src, int64_t n)
         ND_TRY(nd_cuda_pinned_take(&pin, bytes, &slot));
         nd_status st = ND_OK;
         if (pin) {
-            nd_storage fake;
-            memset(&fake, 0, sizeof fake);
-            fake.data = pin;
-            fake.nbytes = bytes;
-            fake.refcount = 1;
-            fake.device = nd_cpu_device();
+            nd_storage holder;
             nd_tensor view;
-            nd_tensor_init_empty(&view, src->dtype);
-            view.storage = &fake;
-            view.ndim = src->ndim;
-            int64_t s = 1;
-            for (int d = src->ndim - 1; d >= 0; d--) {
-                view.size[d] = src->size[d];
-                view.stride[d] = s;
-                s *= src->size[d];
-            }
+            nd_tensor_borrow(&view, &holder, pin, bytes, src->dtype, src->ndim, src->size);
             st = nd_tensor_copy(&view, src); /* CPU to CPU; view borrows the pinned buffer */
             host = pin;
         } else if (!contig) {
@@ -230,21 +217,12 @@ static nd_status nd_copy_d2h(nd_tensor *dst, const nd_tensor *src, int64_t n)
         nd_tensor land;
         nd_tensor_init_empty(&land, dst->dtype);
         st = nd_cuda_pinned_take(&pin, bytes, &slot);
-        nd_storage fake;
-        memset(&fake, 0, sizeof fake);
-        if (st == ND_OK && pin) {
-            fake.data = pin;
-            fake.nbytes = bytes;
-            fake.refcount = 1;
-            fake.device = nd_cpu_device();
-            land.storage = &fake;
-            land.ndim = 1;
-            land.size[0] = n;
-            land.stride[0] = 1;
-        } else if (st == ND_OK) {
-            int64_t size[1] = {n};
+        nd_storage holder;
+        const int64_t size[1] = {n};
+        if (st == ND_OK && pin)
+            nd_tensor_borrow(&land, &holder, pin, bytes, dst->dtype, 1, size); /* never released */
+        else if (st == ND_OK)
             st = nd_tensor_new(&land, dst->dtype, 1, size, nd_cpu_device(), 0);
-        }
         if (st == ND_OK) {
             cudaError_t e = cudaMemcpyAsync(nd_tensor_data(&land), dev, (size_t)bytes, cudaMemcpyDeviceToHost, s);
             if (e == cudaSuccess) e = cudaStreamSynchronize(s);

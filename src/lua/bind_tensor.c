@@ -760,16 +760,8 @@ static int l_frombytes(lua_State *L)
         return 1;
     }
     nd_tensor src;
-    nd_tensor_init_empty(&src, t->dtype);
-    nd_storage fake = {.data = (void *)(s + pos - 1), .nbytes = need, .refcount = 1, .device = nd_cpu_device()};
-    src.storage = &fake;
-    src.ndim = t->ndim;
-    int64_t st = 1;
-    for (int d = t->ndim - 1; d >= 0; d--) {
-        src.size[d] = t->size[d];
-        src.stride[d] = st;
-        st *= t->size[d];
-    }
+    nd_storage holder;
+    nd_tensor_borrow(&src, &holder, (void *)(s + pos - 1), need, t->dtype, t->ndim, t->size);
     nd_lua_check(L, nd_tensor_copy(t, &src)); /* src borrows the string: no release */
     lua_settop(L, 1);
     return 1;
