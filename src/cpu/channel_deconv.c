@@ -242,12 +242,7 @@ nd_status nd_channel_deconv_forward_cpu(nd_tensor *y, nd_tensor *mean1, nd_tenso
     const char *op = "channel_deconv";
     nd_cd_dims d;
     char sh[ND_SHAPE_STR_MAX];
-    ND_TRY(nd_cd_dims_of(op, &d, x, B, s));
-    if (d.c < d.C && d.ns2 < 2)
-        return ND_ERROR(ND_ERR_SHAPE,
-                        "%s: the %lld leftover channels of input %s give %lld sampled values (need 2 for "
-                        "the unbiased variance)",
-                        op, (long long)(d.C - d.c), nd_tensor_shape_str(x, sh, sizeof sh), (long long)d.ns2);
+    ND_TRY(nd_cd_check_forward(ND_DEVICE_CPU, op, &d, x, B, s));
     const nd_dtype dt = x->dtype;
     int64_t bs[1] = {B}, bb[2] = {B, B};
     ND_TRY(nd_deconv_prepare_out_(op, "y", y, dt, x->ndim, x->size));

@@ -150,3 +150,16 @@ nd_status nd_cd_check_apply(nd_device_type dev, const char *op, nd_cd_dims *d, c
     ND_TRY(nd_deconv_check_float_on(dev, op, "mean1", mean1, (int)x->dtype));
     return nd_deconv_check_shape_(op, "mean1", mean1, 1, bs);
 }
+
+nd_status nd_cd_check_forward(nd_device_type dev, const char *op, nd_cd_dims *d, const nd_tensor *x, int64_t B,
+                              int64_t s)
+{
+    char sh[ND_SHAPE_STR_MAX];
+    ND_TRY(nd_cd_check_dims(dev, op, d, x, B, s));
+    if (d->c < d->C && d->ns2 < 2)
+        return ND_ERROR(ND_ERR_SHAPE,
+                        "%s: the %lld leftover channels of input %s give %lld sampled values (need 2 for "
+                        "the unbiased variance)",
+                        op, (long long)(d->C - d->c), nd_tensor_shape_str(x, sh, sizeof sh), (long long)d->ns2);
+    return ND_OK;
+}

@@ -209,6 +209,10 @@ nd_status nd_deconv_check_X(nd_device_type dev, const char *op, const nd_tensor 
                             int64_t *F);
 /* Shape of C / D for `groups` matrices of F x F: (F,F) or (groups,F,F); returns the dims. */
 int nd_deconv_cov_shape(int64_t groups, int64_t F, int64_t *size);
+/* channel_deconv's forward input: nd_cd_check_dims, and leftover channels (if any) need at
+ * least 2 sampled values for their unbiased variance. */
+nd_status nd_cd_check_forward(nd_device_type dev, const char *op, nd_cd_dims *d, const nd_tensor *x, int64_t B,
+                              int64_t s);
 /* channel_deconv_apply's operands: x, mean1 (B) and a square D (B,B) of x's dtype on dev. */
 nd_status nd_cd_check_apply(nd_device_type dev, const char *op, nd_cd_dims *d, const nd_tensor *x,
                             const nd_tensor *mean1, const nd_tensor *D);

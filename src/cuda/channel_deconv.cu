@@ -207,13 +207,7 @@ static nd_status nd_cd_forward_impl(nd_tensor *y, nd_tensor *mean1, nd_tensor *D
 {
     const char *op = "channel_deconv";
     nd_cd_dims d;
-    char sh[ND_SHAPE_STR_MAX];
-    ND_TRY(nd_cd_dims_of(op, &d, x, B, s));
-    if (d.c < d.C && d.ns2 < 2)
-        return ND_ERROR(ND_ERR_SHAPE,
-                        "%s: the %lld leftover channels of input %s give %lld sampled values (need 2 for "
-                        "the unbiased variance)",
-                        op, (long long)(d.C - d.c), nd_tensor_shape_str(x, sh, sizeof sh), (long long)d.ns2);
+    ND_TRY(nd_cd_check_forward(ND_DEVICE_CUDA, op, &d, x, B, s));
     const nd_dtype dt = x->dtype;
     const nd_device dev = nd_tensor_device(x);
     const int64_t bs[1] = {B}, bb[2] = {B, B}, es = (int64_t)nd_dtype_size(dt);
