@@ -29,9 +29,7 @@ function Container:rethrow(i, method, ...)
   if rawget(nd, 'nn_debug') then return m[method](m, ...) end
   local ok, res = pcall(m[method], m, ...)
   if ok then return res end
-  local msg = tostring(res)
-  if not msg:match('^nn%.') then msg = nd.typename(m) .. ': ' .. msg end
-  error(string.format('%s(%d) > %s', nd.typename(self), i, msg), 0)
+  error(string.format('%s(%d) > %s', nd.typename(self), i, parent.errorText(m, res)), 0)
 end
 
 function Container:apply(fn)

@@ -25,17 +25,21 @@ function Module:updateOutput(input) return self.output end
 function Module:updateGradInput(input, gradOutput) return self.gradInput end
 function Module:accGradParameters(input, gradOutput, scale) end
 
--- Module.guard(self, f, ...): f(...), with an error that does not already name a module
--- prefixed with this module's type (as Container:rethrow does for children), so that a bad
--- input to a lone module names it: "nn.Linear: mm: size mismatch, ...". nn.debug keeps the raw
--- error and its traceback.
+-- An error raised by module m, as text naming a module: prefixed with m's type unless it already
+-- names one ("nn.Linear: mm: size mismatch, ..."). Shared with Container:rethrow.
+function Module.errorText(m, err)
+  local msg = tostring(err)
+  if not msg:match('^nn%.') then msg = nd.typename(m) .. ': ' .. msg end
+  return msg
+end
+
+-- Module.guard(self, f, ...): f(...), its error re-raised as Module.errorText(self, ...), so that
+-- a bad input to a lone module names it. nn.debug keeps the raw error and its traceback.
 function Module.guard(self, f, ...)
   if rawget(nd, 'nn_debug') then return f(...) end
   local ok, res = pcall(f, ...)
   if ok then return res end
-  local msg = tostring(res)
-  if not msg:match('^nn%.') then msg = nd.typename(self) .. ': ' .. msg end
-  error(msg, 0)
+  error(Module.errorText(self, res), 0)
 end
 
 function Module:forward(input) return Module.guard(self, self.updateOutput, self, input) end
