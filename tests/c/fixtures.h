@@ -43,4 +43,17 @@ static inline double nd_fx_maxdiff(const nd_tensor *a, const nd_tensor *b)
     return m;
 }
 
+/* The convolution backward either by its two entry points (split != 0: input gradient, then
+ * parameter gradients) or by the fused one; returns the first failure. */
+#ifdef ND_CPU_NN_H
+static inline nd_status nd_fx_conv_backward(int split, nd_tensor *gi, nd_tensor *gw, nd_tensor *gb, const nd_tensor *x,
+                                            const nd_tensor *go, const nd_tensor *w, double scale,
+                                            const nd_conv2d_params *p)
+{
+    if (!split) return nd_conv2d_backward_cpu(gi, gw, gb, x, go, w, scale, p);
+    nd_status st = nd_conv2d_backward_input_cpu(gi, go, w, p);
+    return st != ND_OK ? st : nd_conv2d_backward_params_cpu(gw, gb, x, go, scale, p);
+}
+#endif
+
 #endif

@@ -216,12 +216,7 @@ static void test_backward_vs_ref(void)
                 nd_tensor_clone(&gw, &gw0, dt);
                 nd_tensor_clone(&gb, &gb0, dt);
                 int64_t old = nd_conv_set_chunk_bytes(mode == 2 ? 1 : 0);
-                if (mode == 0) {
-                    ND_CHECK_OK(nd_conv2d_backward_input_cpu(&gi, &go, &w, &p));
-                    ND_CHECK_OK(nd_conv2d_backward_params_cpu(&gw, &gb, &x, &go, 0.5, &p));
-                } else {
-                    ND_CHECK_OK(nd_conv2d_backward_cpu(&gi, &gw, &gb, &x, &go, &w, 0.5, &p));
-                }
+                ND_CHECK_OK(nd_fx_conv_backward(mode == 0, &gi, &gw, &gb, &x, &go, &w, 0.5, &p));
                 nd_conv_set_chunk_bytes(old);
                 ND_CHECK_NEAR(nd_fx_maxdiff(&gi, &rgi), 0, tol);
                 ND_CHECK_NEAR(nd_fx_maxdiff(&gw, &rgw), 0, tol * 10);

@@ -161,12 +161,7 @@ static void test_dispatch_vs_ref(void)
                     } else {
                         ND_CHECK_NEAR(nd_fx_maxdiff(&out, &ref), 0, tol);
                     }
-                    if (mode == 0) {
-                        ND_CHECK_OK(nd_conv2d_backward_input_cpu(&gi, &go, &w, &p));
-                        ND_CHECK_OK(nd_conv2d_backward_params_cpu(&gw, &gb, &x, &go, 0.5, &p));
-                    } else {
-                        ND_CHECK_OK(nd_conv2d_backward_cpu(&gi, &gw, &gb, &x, &go, &w, 0.5, &p));
-                    }
+                    ND_CHECK_OK(nd_fx_conv_backward(mode == 0, &gi, &gw, &gb, &x, &go, &w, 0.5, &p));
                     nd_conv_set_chunk_bytes(old_chunk);
                     ND_CHECK_NEAR(nd_fx_maxdiff(&gi, &rgi), 0, tol);
                     ND_CHECK_NEAR(nd_fx_maxdiff(&gw, &rgw), 0, tol * 5);
